@@ -1,0 +1,55 @@
+/**
+ * The Drop (maildrop) interface: everything the POP3 layer knows of storage. The protocol
+ * layer never sees files, offsets or locks; the spool layer never sees sockets.
+ */
+import type { Readable } from 'node:stream';
+
+/** One message as the session sees it (numbered from 1 by the protocol layer). */
+export interface DropMessage {
+  /** Exact RFC 1939 octet size (what LIST/STAT report). */
+  readonly size: number;
+  /** Unique-id listing value (RFC 1939 §7: 1–70 chars 0x21–0x7E). */
+  readonly uidl: string;
+}
+
+/** Which branch of the update phase ran (DESIGN.md §1). */
+export type UpdateCase = 'untouched' | 'flags' | 'delete-all' | 'general' | 'copy-back';
+
+export interface UpdateOutcome {
+  readonly case: UpdateCase;
+  readonly deleted: number;
+  readonly kept: number;
+  readonly bytesRewritten: number;
+  readonly lockWaitMs: number;
+  readonly durationMs: number;
+}
+
+export interface UpdateRequest {
+  /** 0-based indexes of messages marked deleted. */
+  readonly deleted: ReadonlySet<number>;
+  /** 0-based indexes of messages retrieved (RETR, or TOP of the whole body): candidates for
+   *  `Status: RO` when statusUpdate is on. */
+  readonly seen: ReadonlySet<number>;
+}
+
+export interface Drop {
+  readonly messages: readonly DropMessage[];
+  /** How the drop was opened, for the session summary. */
+  readonly info: { readonly mode: 'server' | 'copy'; readonly lockWaitMs: number; readonly cache: 'hit' | 'tail' | 'miss' | 'none' };
+  /**
+   * The raw bytes of message `index` (0-based): its headers and body exactly as stored, without
+   * the From_ line and mbox separator. The protocol layer converts line endings and dot-stuffs.
+   * Rejects with a PopspoolError (SYS_TEMP) when the spool changed underneath in a way other
+   * than an append; the session should then end.
+   */
+  read(index: number): Promise<Readable>;
+  /** The UPDATE phase (QUIT in TRANSACTION). Rejects with a PopspoolError; never loses mail. */
+  update(req: UpdateRequest): Promise<UpdateOutcome>;
+  /** End the session without updating (no QUIT, dropped connection, shutdown). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens a user's maildrop after authentication. Rejects with PopspoolError (IN_USE, SYS_TEMP, SYS_PERM). */
+export interface DropOpener {
+  open(user: string): Promise<Drop>;
+}
