@@ -1,0 +1,139 @@
+/**
+ * Server mode (Qpopper's): lock the spool, scan it (or take the scan from the cache), then
+ * either release the lock or hold it for the whole session, and serve RETR/TOP straight from
+ * the spool at the recorded offsets. QUIT runs the update (update.ts) under the lock.
+ */
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { PopspoolError } from '../errors.js';
+import { finalizeUidls, scanFd } from '../mbox/index.js';
+import type { ScanResult } from '../mbox/types.js';
+import { log } from '../obs/log.js';
+import type { HeldLock } from '../lock/types.js';
+import { stampOf } from './cache.js';
+import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
+import { fclose, fstat, preadExact } from './io.js';
+import { fingerprintOf, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
+import type { SpoolContext } from './store.js';
+
+const FROM = Buffer.from('From ');
+
+/** Read-ahead per RETR stream: large enough for throughput, bounded per session. */
+const READ_HIGH_WATER = 256 * 1024;
+
+/** Scans the locked spool, consulting and refreshing the cache. */
+export async function scanLocked(ctx: SpoolContext, user: string, fd: number): Promise<{ state: ScanState; cache: 'hit' | 'tail' | 'miss' }> {
+  const st = await fstat(fd);
+  const stamp = stampOf(st);
+  const size = Number(st.size);
+  const found = await ctx.cache.lookup(user, fd, stamp);
+  let scan: ScanResult;
+  if (found.kind === 'hit') {
+    scan = found.scan;
+  } else if (found.kind === 'tail') {
+    const tail = await scanFd(fd, found.prefix.scanEnd, size, ctx.scanOptions);
+    scan = { messages: found.prefix.messages.concat(tail.messages), scanEnd: size, bytesRead: tail.bytesRead };
+  } else {
+    log.debug('cache miss', { user, reason: found.reason });
+    scan = await scanFd(fd, 0, size, ctx.scanOptions);
+  }
+  if (found.kind !== 'hit') {
+    await ctx.cache.store(user, fd, stamp, scan).catch((err: Error) => log.warn('cache not written', { user, error: err.message }));
+  }
+  return { state: { scan, stamp, fingerprint: await fingerprintOf(fd, size) }, cache: found.kind };
+}
+
+export class ServerDrop implements Drop {
+  readonly messages: readonly DropMessage[];
+  readonly info: Drop['info'];
+  private lock: HeldLock | null;
+  private closed = false;
+  /** Set when the spool changed under us in a way other than an append: no more reads, no update. */
+  private poisoned: string | null = null;
+
+  constructor(
+    private readonly ctx: SpoolContext,
+    private readonly user: string,
+    private readonly spoolPath: string,
+    private readonly fd: number,
+    private readonly state: ScanState,
+    lock: HeldLock,
+    private readonly releaseSession: () => Promise<void>,
+    cache: 'hit' | 'tail' | 'miss',
+  ) {
+    const uidls = finalizeUidls(state.scan.messages.map((m) => m.uidlBase));
+    this.messages = state.scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
+    this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache };
+    this.lock = ctx.holdLock ? lock : null;
+  }
+
+  /**
+   * Trust nothing about the spool between two looks (popa3d): growth is an MDA's append and
+   * fine; anything else must still have this message's From_ line where the scan saw it.
+   */
+  async read(index: number): Promise<Readable> {
+    if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
+    const m = this.state.scan.messages[index];
+    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    const now = await fstat(this.fd);
+    const grewOnly = now.dev === this.state.stamp.dev && now.ino === this.state.stamp.ino && Number(now.size) > this.state.scan.scanEnd;
+    const still = sameStamp(stampFromStats(now), this.state.stamp) || grewOnly;
+    // The From_ check is one small read; it also guards against a damaged cache file.
+    if (!(await preadExact(this.fd, m.fromOffset, FROM.length)).equals(FROM) || (!still && Number(now.size) < m.end)) {
+      this.poisoned = 'the spool was changed by another program during this session; ending it';
+      log.warn('spool changed during session', { user: this.user, reason: still ? 'From_ line missing' : 'rewritten', offset: m.fromOffset });
+      throw new PopspoolError('SYS_TEMP', this.poisoned);
+    }
+    if (m.end <= m.start) return Readable.from([]);
+    return fs.createReadStream('', { fd: this.fd, start: m.start, end: m.end - 1, autoClose: false, emitClose: false, highWaterMark: READ_HIGH_WATER });
+  }
+
+  async update(req: UpdateRequest): Promise<UpdateOutcome> {
+    const t0 = performance.now();
+    if (this.poisoned) {
+      await this.close();
+      throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed (the spool was changed by another program)');
+    }
+    const flagged = this.ctx.statusUpdate ? new Set([...req.seen].filter((i) => !req.deleted.has(i))) : new Set<number>();
+    let lockWaitMs = 0;
+    try {
+      if (req.deleted.size === 0 && flagged.size === 0) {
+        return this.outcome('untouched', req, 0, 0, t0);
+      }
+      if (!this.lock) {
+        this.lock = await this.ctx.lockSpool(this.fd, this.spoolPath);
+        lockWaitMs = this.lock.waitedMs;
+      }
+      const result = await runServerUpdate(this.ctx.updateTarget(this.user, this.fd), this.state, { deleted: req.deleted, flagged });
+      if (result.after) {
+        await this.ctx.cache.store(this.user, this.fd, result.after.stamp, result.after.scan)
+          .catch((err: Error) => log.warn('cache not written', { user: this.user, error: err.message }));
+      }
+      return this.outcome(result.case, req, result.bytesRewritten, lockWaitMs, t0);
+    } catch (err) {
+      log.error('update failed; spool left as it was', { user: this.user, mode: 'server', error: (err as Error).message });
+      throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed', { cause: err });
+    } finally {
+      await this.close();
+    }
+  }
+
+  private outcome(kind: UpdateOutcome['case'], req: UpdateRequest, bytes: number, lockWaitMs: number, t0: number): UpdateOutcome {
+    const outcome: UpdateOutcome = {
+      case: kind, deleted: req.deleted.size, kept: this.messages.length - req.deleted.size,
+      bytesRewritten: bytes, lockWaitMs, durationMs: Math.round(performance.now() - t0),
+    };
+    log.info('update', { user: this.user, mode: 'server', ...outcome });
+    return outcome;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const lock = this.lock;
+    this.lock = null;
+    await lock?.release();
+    await fclose(this.fd).catch(() => {});
+    await this.releaseSession();
+  }
+}
