@@ -31,8 +31,11 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number): P
   if (found.kind === 'hit') {
     scan = found.scan;
   } else if (found.kind === 'tail') {
-    const tail = await scanFd(fd, found.prefix.scanEnd, size, ctx.scanOptions);
-    scan = { messages: found.prefix.messages.concat(tail.messages), scanEnd: size, bytesRead: tail.bytesRead };
+    // With strict-from the line at the old end may not pass as a From_ line: then scan it all.
+    const tail = await scanFd(fd, found.prefix.scanEnd, size, ctx.scanOptions).catch(() => null);
+    scan = tail
+      ? { messages: found.prefix.messages.concat(tail.messages), scanEnd: size, bytesRead: tail.bytesRead }
+      : await scanFd(fd, 0, size, ctx.scanOptions);
   } else {
     log.debug('cache miss', { user, reason: found.reason });
     scan = await scanFd(fd, 0, size, ctx.scanOptions);
@@ -63,7 +66,7 @@ export class ServerDrop implements Drop {
   ) {
     const uidls = finalizeUidls(state.scan.messages.map((m) => m.uidlBase));
     this.messages = state.scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
-    this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache };
+    this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache, bytesScanned: state.scan.bytesRead };
     this.lock = ctx.holdLock ? lock : null;
   }
 
