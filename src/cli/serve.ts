@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Config } from '../config/settings.js';
 import { configureLogging, log } from '../obs/log.js';
-import { PasswdFileAuthenticator } from '../auth/passwd-file.js';
+import { PasswdFile } from '../auth/passwd-file.js';
 import { Pop3Server, type TlsCredentials } from '../server/server.js';
 import { SpoolStore } from '../spool/store.js';
 import { DEFAULT_LOCK_OPTIONS } from '../lock/index.js';
@@ -41,6 +41,8 @@ function readTls(config: Config): TlsCredentials | undefined {
 export async function serve(config: Config, opts: ServeOptions): Promise<void> {
   configureLogging({ level: config.logLevel, format: config.logFormat });
   if (!fs.existsSync(config.users)) throw new PopspoolError('CONFIG', `users file ${config.users} does not exist (create it with "popspool user add NAME --users ${config.users}")`);
+  const users = new PasswdFile(config.users);
+  await users.load(); // a bad users file is a start-up error, not a stream of failed logins
   const store = storeFor(config);
   const recovered = await store.recoverAll();
   if (recovered > 0) log.warn('recovered interrupted updates at start-up', { count: recovered });
@@ -54,11 +56,10 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     preauthTimeoutMs: config.preauthTimeout * 1000,
     allowPlaintextAuth: config.allowPlaintextAuth,
     dropOpener: store,
-    authenticator: new PasswdFileAuthenticator(config.users),
+    authenticator: users,
   });
   if (opts.stdio) {
-    const { Duplex } = await import('node:stream');
-    await server.serveStream(Duplex.from({ readable: process.stdin, writable: process.stdout }));
+    await server.serveStream(await stdioConnection());
     return;
   }
   let bound;
@@ -88,4 +89,19 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
       log.error('SIGHUP: reload failed', { error: (err as Error).message });
     }
   });
+}
+
+/**
+ * inetd/xinetd/systemd Accept=yes hand us the connection as fd 0. When it is a socket, use it as
+ * one, so the peer address (and with it the plaintext-auth policy and the logs) is the real
+ * client's; a pipe (a local test, ssh forced command) counts as local.
+ */
+async function stdioConnection(): Promise<import('node:stream').Duplex> {
+  const st = fs.fstatSync(0);
+  if (st.isSocket()) {
+    const net = await import('node:net');
+    return new net.Socket({ fd: 0, readable: true, writable: true });
+  }
+  const { Duplex } = await import('node:stream');
+  return Duplex.from({ readable: process.stdin, writable: process.stdout });
 }

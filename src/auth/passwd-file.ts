@@ -1,0 +1,224 @@
+/**
+ * passwd-file authentication (Dovecot's format) and the editing behind `popspool user`.
+ *
+ * Format: one user per line, `user:{SCHEME}hash[:more fields, ignored]`; `#` starts a comment
+ * line; blank lines are ignored. Schemes: {SCRYPT} (see scrypt.ts for the encoding) and {PLAIN}
+ * (tests and demos only). The password field cannot contain ":" (as in Dovecot).
+ *
+ * Verification costs one scrypt whatever the line says, also for unknown users and {PLAIN}
+ * entries (a dummy hash), so timing does not reveal which names exist. The file is re-read when
+ * its inode, size or mtime change (one stat per login). Edits lock the file with proper-lockfile
+ * (our own file) and replace it atomically: temp file (mode 0600) + fsync + rename + dir fsync.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { ConfigError } from '../errors.js';
+import { log } from '../obs/log.js';
+import { hashScrypt, parseScrypt, verifyScrypt, type ScryptHash } from './scrypt.js';
+import type { AuthContext, Authenticator } from './types.js';
+import { validateUsername } from './username.js';
+
+export { validateUsername } from './username.js';
+
+type Entry = { readonly kind: 'scrypt'; readonly hash: ScryptHash } | { readonly kind: 'plain'; readonly password: string };
+
+/** Parse a users file. Throws ConfigError naming the file and line for anything we cannot use. */
+export function parsePasswdFile(text: string, file = 'users file'): Map<string, Entry> {
+  const users = new Map<string, Entry>();
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    const where = `${file}:${i + 1}`;
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return;
+    const fields = line.split(':');
+    if (fields.length < 2) throw new ConfigError(`${where}: expected user:{SCHEME}hash`);
+    const [user, pw] = fields as [string, string];
+    if (!validateUsername(user)) throw new ConfigError(`${where}: invalid user name "${user}"`);
+    if (users.has(user)) throw new ConfigError(`${where}: duplicate user "${user}"`);
+    const m = /^\{([A-Za-z0-9._-]+)\}(.*)$/.exec(pw);
+    if (!m) throw new ConfigError(`${where}: password has no {SCHEME} prefix`);
+    const scheme = m[1]!.toUpperCase();
+    if (scheme === 'SCRYPT') {
+      const hash = parseScrypt(m[2]!);
+      if (!hash) throw new ConfigError(`${where}: malformed {SCRYPT} hash`);
+      users.set(user, { kind: 'scrypt', hash });
+    } else if (scheme === 'PLAIN') {
+      users.set(user, { kind: 'plain', password: m[2]! });
+    } else {
+      // TODO: {SHA512-CRYPT}/$6$ (unixcrypt) and {BLF-CRYPT}/$2b$ (bcryptjs), see ecosystem.md §4.
+      throw new ConfigError(`${where}: unsupported scheme ${scheme}`);
+    }
+  });
+  return users;
+}
+
+let dummy: Promise<ScryptHash> | undefined;
+/** A hash of a random password with the default parameters: what unknown users are checked against. */
+function dummyHash(): Promise<ScryptHash> {
+  dummy ??= hashScrypt(randomBytes(16).toString('hex')).then((s) => parseScrypt(s.slice('{SCRYPT}'.length))!);
+  return dummy;
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+export class PasswdFile implements Authenticator {
+  private users = new Map<string, Entry>();
+  private stamp = '';
+
+  constructor(readonly file: string) {}
+
+  /** Read the file now; throws ConfigError (missing file, bad line, unsupported scheme). */
+  async load(): Promise<void> {
+    let text: string;
+    let st;
+    try {
+      st = await stat(this.file, { bigint: true });
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read users file ${this.file}: ${(e as Error).message}`);
+    }
+    this.users = parsePasswdFile(text, this.file);
+    this.stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+  }
+
+  /** Names in the loaded file. */
+  get userNames(): string[] {
+    return [...this.users.keys()];
+  }
+
+  async verify(user: string, password: string, _ctx?: AuthContext): Promise<boolean> {
+    await this.refresh();
+    const entry = validateUsername(user) ? this.users.get(user) : undefined;
+    if (entry?.kind === 'scrypt') return verifyScrypt(password, entry.hash);
+    // Unknown users and {PLAIN} entries pay for one scrypt too (popa3d's AUTH_DUMMY_SALT idea).
+    await verifyScrypt(password, await dummyHash());
+    if (entry?.kind === 'plain') return timingSafeEqual(sha256(password), sha256(entry.password));
+    return false;
+  }
+
+  /** Re-read when the file changed; a broken new version is logged and the old one kept. */
+  private async refresh(): Promise<void> {
+    let st;
+    try {
+      st = await stat(this.file, { bigint: true });
+    } catch (e) {
+      log.error('users file unreadable; keeping the loaded users', { file: this.file, error: (e as Error).message });
+      return;
+    }
+    const stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+    if (stamp === this.stamp) return;
+    try {
+      await this.load();
+      log.info('users file reloaded', { file: this.file, users: this.users.size });
+    } catch (e) {
+      this.stamp = stamp; // report a broken version once, not at every login
+      log.error('users file invalid; keeping the loaded users', { file: this.file, error: (e as Error).message });
+    }
+  }
+}
+
+/** A {SCRYPT} hash for a users-file line. */
+export function hashPassword(password: string): Promise<string> {
+  return hashScrypt(password);
+}
+
+/** How long an editor waits for another editor's lock on the users file. */
+const EDIT_LOCK_RETRIES = { retries: 50, minTimeout: 20, maxTimeout: 200, factor: 1.5 };
+/** A lock older than this is from a crashed editor (edits take milliseconds). */
+const EDIT_LOCK_STALE_MS = 10_000;
+
+/** Run `edit` on the file's lines under the lock and replace the file atomically. */
+async function editUsersFile(file: string, edit: (lines: string[]) => string[]): Promise<void> {
+  const release = await lockfile.lock(file, { realpath: false, stale: EDIT_LOCK_STALE_MS, retries: EDIT_LOCK_RETRIES });
+  try {
+    let text = '';
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+    const out = edit(lines);
+    await writeAtomically(file, out.length ? out.join('\n') + '\n' : '');
+  } finally {
+    await release();
+  }
+}
+
+async function writeAtomically(file: string, content: string): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+  try {
+    await fh.chmod(0o600); // independent of the umask
+    await fh.writeFile(content, 'utf8');
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, file);
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Index of the line for `user`, or -1. */
+function findUser(lines: readonly string[], user: string): number {
+  return lines.findIndex((l) => !l.trimStart().startsWith('#') && l.split(':')[0] === user);
+}
+
+function checkName(user: string): void {
+  if (!validateUsername(user)) throw new ConfigError(`invalid user name "${user}" (letters, digits, then . _ + - ; at most 64)`);
+}
+
+function checkPassword(password: string): void {
+  if (password === '') throw new ConfigError('empty password');
+}
+
+export async function addUser(file: string, user: string, password: string): Promise<void> {
+  checkName(user);
+  checkPassword(password);
+  const line = `${user}:${await hashPassword(password)}`;
+  await editUsersFile(file, (lines) => {
+    if (findUser(lines, user) >= 0) throw new ConfigError(`user "${user}" already exists in ${file}`);
+    return [...lines, line];
+  });
+}
+
+export async function setPassword(file: string, user: string, password: string): Promise<void> {
+  checkName(user);
+  checkPassword(password);
+  const hash = await hashPassword(password);
+  await editUsersFile(file, (lines) => {
+    const i = findUser(lines, user);
+    if (i < 0) throw new ConfigError(`no user "${user}" in ${file}`);
+    const rest = lines[i]!.split(':').slice(2); // keep any extra Dovecot fields
+    const out = [...lines];
+    out[i] = [user, hash, ...rest].join(':');
+    return out;
+  });
+}
+
+export async function deleteUser(file: string, user: string): Promise<void> {
+  checkName(user);
+  await editUsersFile(file, (lines) => {
+    const i = findUser(lines, user);
+    if (i < 0) throw new ConfigError(`no user "${user}" in ${file}`);
+    return lines.filter((_, j) => j !== i);
+  });
+}
+
+export async function listUsers(file: string): Promise<string[]> {
+  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return '';
+    throw e;
+  });
+  return [...parsePasswdFile(text, file).keys()];
+}

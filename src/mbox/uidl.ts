@@ -1,0 +1,82 @@
+/**
+ * UIDL derivation: reuse a valid X-UIDL header (Qpopper/Mailutils migrations), otherwise hash
+ * the From_ line and the popa3d/Dovecot ("apop3d") header set. None of the hashed headers is
+ * rewritten by a flags update (Status/X-Status) and none depends on the message's position,
+ * so the UIDL survives both. Duplicates are made unique by finalizeUidls.
+ */
+import { hash } from 'node:crypto';
+
+/** RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
+export const UIDL_MAX_LENGTH = 70;
+const UIDL_RE = /^[\x21-\x7e]{1,70}$/;
+
+/** The header fields (lower-case) the scanner keeps for UIDL and flags purposes. */
+export const KEPT_HEADERS: ReadonlySet<string> = new Set([
+  'x-uidl',
+  'status',
+  'received',
+  'delivered-to',
+  'x-delivery-id',
+  'date',
+  'message-id',
+]);
+
+/** First occurrence of each kept header: unfolded raw value (latin1), CRs stripped. */
+export type KeptHeaders = Partial<Record<string, string>>;
+
+/** Is `value` usable as a UIDL as it stands (RFC 1939 §7 syntax)? */
+export function isValidUidl(value: string): boolean {
+  return UIDL_RE.test(value);
+}
+
+/**
+ * The UIDL of one message before duplicate disambiguation.
+ * @param fromLine the From_ line without its terminator (latin1 text)
+ * @param headers  the first occurrence of each KEPT_HEADERS field
+ */
+export function uidlBase(fromLine: string, headers: KeptHeaders): string {
+  const xuidl = headers['x-uidl']?.trim();
+  if (xuidl !== undefined && isValidUidl(xuidl)) return xuidl;
+  let input = fromLine.replace(/\r$/, '') + '\n';
+  const fields =
+    headers['received'] !== undefined
+      ? ['received', 'delivered-to', 'x-delivery-id']
+      : ['delivered-to', 'x-delivery-id', 'date', 'message-id'];
+  for (const name of fields) {
+    const v = headers[name];
+    if (v !== undefined) input += `${name}:${v}\n`;
+  }
+  // One-shot hash (no Hash object per message: a scan computes tens of thousands of these).
+  return hash('md5', Buffer.from(input, 'latin1'), 'hex');
+}
+
+/**
+ * Make UIDLs unique within a maildrop. The first message with a given base keeps it; later
+ * ones get `-2`, `-3`, … (their occurrence number, like Dovecot's pop3_uidl_duplicates=rename),
+ * skipping any candidate that is another message's base or already given out, and shortening
+ * the base so the result stays within 70 characters.
+ */
+export function finalizeUidls(bases: readonly string[]): string[] {
+  const taken = new Set(bases);
+  const seen = new Map<string, number>();
+  const out: string[] = [];
+  for (const base of bases) {
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    if (n === 1) {
+      out.push(base);
+      continue;
+    }
+    let k = n;
+    let candidate: string;
+    for (;;) {
+      const suffix = `-${k}`;
+      candidate = base.slice(0, UIDL_MAX_LENGTH - suffix.length) + suffix;
+      if (!taken.has(candidate)) break;
+      k++;
+    }
+    taken.add(candidate);
+    out.push(candidate);
+  }
+  return out;
+}

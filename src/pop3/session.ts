@@ -1,0 +1,484 @@
+/**
+ * One POP3 session over a duplex stream (net.Socket, TLSSocket, or stdio): the state machine
+ * AUTHORIZATION → TRANSACTION → UPDATE, the read/dispatch/reply loop, timeouts, STLS, and the
+ * summary log line.
+ *
+ * Flow control: the session reads only when it has no complete line left. Each 'data' chunk is
+ * handed to the LineReader and the stream is paused; pipelined commands are then answered one
+ * by one, in order, with small replies gathered into one write (a manual cork). Whenever a
+ * write reports a full buffer the loop waits for 'drain' before doing anything else, so a
+ * client that pipelines RETRs and never reads stalls us at one socket buffer, not at memory.
+ */
+import type { Duplex, Readable } from 'node:stream';
+import tls from 'node:tls';
+import type { Authenticator } from '../auth/types.js';
+import { validateUsername } from '../auth/username.js';
+import { log } from '../obs/log.js';
+import type { DropOpener } from '../spool/drop.js';
+import type { CommandContext, SessionState } from './command-types.js';
+import { Dispatcher } from './commands.js';
+import { LineReader, type LineEvent } from './line-reader.js';
+import { Maildrop } from './maildrop.js';
+import { plaintextAuthAllowed, type PeerInfo } from './peer.js';
+import { TERMINATOR, err, errorOutcome, formatMultiline, ok, quit, statusLine, type MessageBody, type Outcome } from './responses.js';
+import { WireEncoder } from './wire.js';
+
+export interface SessionOptions {
+  readonly authenticator: Authenticator;
+  readonly dropOpener: DropOpener;
+  /** RFC 1939 §3: an autologout timer "MUST be of at least 10 minutes' duration". */
+  readonly idleTimeoutMs: number;
+  /** Idle limit before login: shorter, so idle pre-auth connections cannot hog slots. */
+  readonly preauthTimeoutMs: number;
+  /** Allow USER/PASS/AUTH on unencrypted non-loopback connections. */
+  readonly allowPlaintextAuth: boolean;
+  /** Current TLS context for STLS (read when an upgrade starts); undefined = STLS not offered. */
+  readonly secureContext?: () => tls.SecureContext | undefined;
+  /** IMPLEMENTATION capability text ('' hides it). */
+  readonly implementation: string;
+  /** Delay before answering a failed login (slows password guessing; Dovecot waits 2 s). */
+  readonly authFailureDelayMs: number;
+  /** Failed logins on one connection before we hang up. */
+  readonly maxAuthFailures: number;
+}
+
+/** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
+const CORK_BYTES = 16 * 1024;
+/** After a final reply, how long a peer that does not read may keep the socket open. */
+const HANGUP_GRACE_MS = 2000;
+
+export type EndReason = 'quit' | 'disconnect' | 'timeout' | 'bad-commands' | 'auth-failures' | 'shutdown' | 'error';
+
+export class Pop3Session implements CommandContext {
+  state: SessionState = 'AUTHORIZATION';
+  pendingUser: string | undefined;
+  /** Resolves when the session is over: stream closed, drop closed or updated, summary logged. */
+  readonly done: Promise<void>;
+
+  private stream: Duplex;
+  private readonly reader = new LineReader();
+  private readonly dispatcher = new Dispatcher();
+  private md: Maildrop | undefined;
+  private user = '';
+  private tls: boolean;
+  private out: string[] = [];
+  private outBytes = 0;
+  private closed = false;
+  private eof = false;
+  private tlsRequested = false;
+  private shuttingDown = false;
+  private waiting: 'data' | 'drain' | undefined;
+  private readonly wakers = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private authFailures = 0;
+  private endReason: EndReason = 'disconnect';
+  private updateCase = '';
+  private readonly started = Date.now();
+  private resolveDone!: () => void;
+
+  constructor(stream: Duplex, private readonly peer: PeerInfo, private readonly opts: SessionOptions) {
+    this.stream = stream;
+    this.tls = peer.tls;
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  // ---- CommandContext -------------------------------------------------------------------
+
+  get remoteAddress(): string {
+    return this.peer.remoteAddress;
+  }
+  get tlsActive(): boolean {
+    return this.tls;
+  }
+  get stlsAvailable(): boolean {
+    return !this.tls && this.opts.secureContext?.() !== undefined;
+  }
+  get plaintextAuthAllowed(): boolean {
+    return plaintextAuthAllowed(this.peer, this.tls, this.opts.allowPlaintextAuth);
+  }
+  get implementation(): string {
+    return this.opts.implementation;
+  }
+  get maildrop(): Maildrop {
+    if (!this.md) throw new Error('no maildrop outside TRANSACTION');
+    return this.md;
+  }
+
+  requestTls(): void {
+    this.tlsRequested = true;
+  }
+
+  async login(user: string, password: string): Promise<Outcome> {
+    const secure = plaintextAuthAllowed(this.peer, this.tls, false);
+    let good: boolean;
+    try {
+      good = await this.opts.authenticator.verify(user, password, { remoteAddress: this.peer.remoteAddress, secure });
+    } catch (e) {
+      log.error('authenticator failed', { rip: this.peer.remoteAddress, error: String(e) });
+      return err('authentication service unavailable', 'SYS/TEMP');
+    }
+    // An authenticator that accepts a name we could not safely map to a spool is still a failure.
+    if (!good || !validateUsername(user)) {
+      this.authFailures++;
+      log.warn('authentication failed', { user, rip: this.peer.remoteAddress, tls: this.tls, failures: this.authFailures });
+      if (this.opts.authFailureDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.authFailureDelayMs).unref());
+      const reply = err('authentication failed', 'AUTH');
+      return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
+    }
+    let drop;
+    try {
+      drop = await this.opts.dropOpener.open(user);
+    } catch (e) {
+      // RFC 2449 §8.1.2: [IN-USE] etc. tell fetchmail this is not a wrong password.
+      log.warn('maildrop open failed', { user, rip: this.peer.remoteAddress, error: String(e) });
+      return errorOutcome(e);
+    }
+    if (this.closed) {
+      await drop.close().catch(() => undefined);
+      return err('connection closed');
+    }
+    this.md = new Maildrop(drop);
+    this.user = user;
+    this.state = 'TRANSACTION';
+    return ok(`${user} has ${this.md.count} messages (${this.md.octets} octets)`);
+  }
+
+  async enterUpdate(): Promise<Outcome> {
+    this.state = 'UPDATE';
+    const md = this.maildrop;
+    try {
+      const res = await md.update();
+      this.updateCase = res.case;
+      return ok(`popspool signing off (${md.count} messages left)`);
+    } catch (e) {
+      this.updateCase = 'failed';
+      log.error('update failed', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
+      await md.drop.close().catch(() => undefined);
+      return err('some deleted messages not removed', 'SYS/TEMP');
+    } finally {
+      this.md = undefined; // updated (or closed): nothing left to close at the end
+      this.lastMd = md;
+    }
+  }
+  private lastMd: Maildrop | undefined;
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  /** Send the greeting and serve until the session ends. */
+  start(): void {
+    this.attach(this.stream);
+    this.armTimer();
+    this.loop()
+      .catch((e) => {
+        this.endReason = 'error';
+        log.error('session failed', { rip: this.peer.remoteAddress, error: String(e) });
+      })
+      .finally(() => void this.finish());
+  }
+
+  /** Server shutdown: end at the next safe point; never interrupts an UPDATE. */
+  shutdown(): void {
+    this.shuttingDown = true;
+    if (this.waiting === 'data') this.wakeAll();
+    else if (this.waiting === 'drain' && this.state !== 'UPDATE') this.stream.destroy();
+  }
+
+  private async loop(): Promise<void> {
+    this.send('+OK popspool ready\r\n');
+    let continuation: ((line: string) => Promise<Outcome>) | undefined;
+    for (;;) {
+      if (this.closed) return;
+      if (this.shuttingDown) {
+        this.endReason = 'shutdown';
+        this.send(statusLine(err('server shutting down', 'SYS/TEMP')) + '\r\n');
+        return this.close();
+      }
+      const ev = this.reader.next();
+      if (!ev) {
+        if (this.eof) return;
+        await this.flush();
+        await this.readMore();
+        continue;
+      }
+      let outcome: Outcome;
+      this.busy = true;
+      try {
+        if (continuation) {
+          const next = continuation;
+          continuation = undefined;
+          outcome = await this.continueSasl(ev, next);
+        } else {
+          outcome = (await this.dispatcher.dispatch(ev, this.state, this)).outcome;
+        }
+      } finally {
+        this.busy = false;
+      }
+      if (outcome.kind === 'continue') continuation = outcome.next;
+      if (!(await this.reply(outcome))) return;
+      if (this.outBytes > CORK_BYTES) await this.flush();
+      if (this.tlsRequested) {
+        this.tlsRequested = false;
+        await this.upgrade();
+      }
+    }
+  }
+
+  /** RFC 5034 §4: the client's line after "+ " is a SASL response, not a command. */
+  private async continueSasl(ev: LineEvent, next: (line: string) => Promise<Outcome>): Promise<Outcome> {
+    if (ev.kind === 'too-long') return err('SASL response too long');
+    try {
+      return await next(ev.bytes.toString('utf8').trim());
+    } catch (e) {
+      return errorOutcome(e);
+    }
+  }
+
+  /** Write an outcome. Returns false when the session must end. */
+  private async reply(o: Outcome): Promise<boolean> {
+    switch (o.kind) {
+      case 'ok':
+      case 'err':
+      case 'continue':
+        this.send(statusLine(o) + '\r\n');
+        return true;
+      case 'multiline':
+        this.send(formatMultiline(o.text, o.lines));
+        return true;
+      case 'stream':
+        return this.sendMessage(o.text, o.body);
+      case 'quit': {
+        this.endReason = this.quitReason(o.reply);
+        this.send(statusLine(o.reply) + '\r\n');
+        await this.close();
+        return false;
+      }
+    }
+  }
+
+  private quitReason(reply: Outcome): EndReason {
+    if (reply.kind !== 'err' || this.state === 'UPDATE') return 'quit';
+    if (this.dispatcher.bad > 0) return 'bad-commands';
+    if (this.authFailures >= this.opts.maxAuthFailures) return 'auth-failures';
+    return 'error';
+  }
+
+  /** RETR/TOP: +OK, the message through the wire encoder with backpressure, then ".". */
+  private async sendMessage(text: string, body: MessageBody): Promise<boolean> {
+    let src: Readable;
+    try {
+      src = await body.open();
+    } catch (e) {
+      // The Drop saw the spool change underneath: answer, then end the session (no update).
+      log.warn('message read refused', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
+      return this.reply(quit(errorOutcome(e)));
+    }
+    this.send(statusLine(ok(text)) + '\r\n');
+    const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
+    try {
+      for await (const chunk of src) {
+        const wire = enc.push(chunk as Buffer);
+        if (wire.length) await this.write(wire);
+        if (this.closed) break;
+        if (enc.done) break; // TOP limit: leaving the loop destroys the source
+      }
+    } catch (e) {
+      // Part of the message is already out: the only honest move is to drop the connection.
+      log.error('message stream failed', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
+      this.endReason = 'error';
+      this.stream.destroy();
+      return false;
+    } finally {
+      src.destroy();
+    }
+    if (this.closed) return false;
+    const tail = enc.end();
+    if (tail.length) await this.write(tail);
+    this.send(TERMINATOR);
+    body.onSent?.(enc.octets, enc.complete);
+    return true;
+  }
+
+  /** RFC 2595 §4: after "+OK", discard pipelined plaintext and negotiate TLS on the same socket. */
+  private async upgrade(): Promise<void> {
+    const ctx = this.opts.secureContext?.();
+    await this.flush();
+    if (this.closed || !ctx) return;
+    this.reader.clear();
+    this.detach(this.stream);
+    const plain = this.stream;
+    const secure = new tls.TLSSocket(plain as import('node:net').Socket, { isServer: true, secureContext: ctx });
+    this.stream = secure;
+    // Left flowing until the handshake is done (no application data can arrive before it).
+    this.attach(secure, false);
+    await new Promise<void>((resolve) => {
+      const onSecure = (): void => {
+        secure.off('close', resolve);
+        resolve();
+      };
+      secure.once('secure', onSecure);
+      secure.once('close', resolve);
+    });
+    if (this.closed) return;
+    this.tls = true;
+    this.pendingUser = undefined;
+  }
+
+  private async close(): Promise<void> {
+    await this.flush();
+    this.hangUp();
+  }
+
+  /** End our side; destroy once flushed, or after a grace period if the peer never reads. */
+  private hangUp(): void {
+    if (this.closed) return;
+    const s = this.stream;
+    s.end(() => s.destroy());
+    setTimeout(() => s.destroy(), HANGUP_GRACE_MS).unref();
+  }
+
+  private async finish(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.closed) {
+      await this.flush().catch(() => undefined);
+      this.hangUp();
+    }
+    // RFC 1939 §6: no QUIT, no UPDATE. The drop releases whatever it holds.
+    if (this.md) {
+      await this.md.drop.close().catch((e) => log.error('drop close failed', { user: this.user, error: String(e) }));
+    }
+    const md = this.md ?? this.lastMd;
+    const c = md?.counters;
+    log.info('session end', {
+      user: this.user || undefined,
+      rip: this.peer.remoteAddress,
+      tls: this.tls,
+      retr: c?.retr ?? 0,
+      retr_bytes: c?.retrBytes ?? 0,
+      top: c?.top ?? 0,
+      top_bytes: c?.topBytes ?? 0,
+      dele: c?.dele ?? 0,
+      mode: md?.drop.info.mode,
+      lock_wait_ms: md?.drop.info.lockWaitMs,
+      update: this.updateCase || 'none',
+      duration_ms: Date.now() - this.started,
+      end: this.endReason,
+    });
+    this.resolveDone();
+  }
+
+  // ---- I/O ------------------------------------------------------------------------------
+
+  private readonly onData = (chunk: Buffer | string): void => {
+    this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    this.stream.pause();
+    this.armTimer();
+  };
+  private readonly onEnd = (): void => {
+    this.eof = true;
+    this.wakeAll();
+  };
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.wakeAll();
+  };
+  private readonly onError = (e: Error): void => {
+    log.debug('connection error', { rip: this.peer.remoteAddress, error: e.message });
+  };
+  private readonly onDrain = (): void => {
+    this.armTimer();
+  };
+
+  private attach(s: Duplex, pause = true): void {
+    s.on('data', this.onData);
+    s.on('end', this.onEnd);
+    s.on('close', this.onClose);
+    s.on('error', this.onError);
+    s.on('drain', this.onDrain);
+    if (pause) s.pause();
+  }
+
+  private detach(s: Duplex): void {
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('close', this.onClose);
+    s.off('drain', this.onDrain);
+    // keep onError: a late error on the wrapped socket must not crash the process
+  }
+
+  private send(s: string): void {
+    this.out.push(s);
+    this.outBytes += s.length;
+  }
+
+  /** Write gathered replies; wait while the output buffer is full. */
+  private async flush(): Promise<void> {
+    if (this.out.length === 0) return;
+    const data = Buffer.from(this.out.join(''), 'utf8');
+    this.out = [];
+    this.outBytes = 0;
+    await this.write(data);
+  }
+
+  private async write(data: Buffer): Promise<void> {
+    if (this.out.length) {
+      const head = Buffer.from(this.out.join(''), 'utf8');
+      this.out = [];
+      this.outBytes = 0;
+      data = Buffer.concat([head, data]);
+    }
+    if (this.closed) return;
+    this.armTimer();
+    if (!this.stream.write(data)) await this.wait('drain');
+  }
+
+  private async readMore(): Promise<void> {
+    if (this.closed || this.eof) return;
+    this.stream.resume();
+    await this.wait('data');
+    this.stream.pause();
+  }
+
+  private wait(what: 'data' | 'drain'): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve();
+      const s = this.stream;
+      const wake = (): void => {
+        s.off(what, wake);
+        this.wakers.delete(wake);
+        this.waiting = undefined;
+        resolve();
+      };
+      this.waiting = what;
+      this.wakers.add(wake);
+      s.on(what, wake);
+    });
+  }
+
+  private wakeAll(): void {
+    for (const w of [...this.wakers]) w();
+  }
+
+  /** Idle timer: pre-auth or post-auth limit; not counted while a handler works (lock waits, UPDATE). */
+  private armTimer(): void {
+    const ms = this.state === 'AUTHORIZATION' ? this.opts.preauthTimeoutMs : this.opts.idleTimeoutMs;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimeout(), ms);
+    this.timer.unref();
+  }
+
+  private onTimeout(): void {
+    if (this.busy || this.closed) {
+      if (!this.closed) this.armTimer();
+      return;
+    }
+    this.endReason = 'timeout';
+    // Best effort: the client may not be reading at all, so destroy soon regardless.
+    const s = this.stream;
+    if (this.waiting === 'drain') s.destroy();
+    else {
+      s.end(statusLine(err('autologout; idle for too long')) + '\r\n', () => s.destroy());
+      setTimeout(() => s.destroy(), HANGUP_GRACE_MS).unref();
+    }
+  }
+}

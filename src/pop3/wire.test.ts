@@ -1,0 +1,148 @@
+/** Wire encoder: CRLF conversion, dot-stuffing, final CRLF, TOP limits, chunk boundaries. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { Readable } from 'node:stream';
+import { WireEncoder, WireTransform } from './wire.js';
+
+function encode(chunks: Buffer[], bodyLines?: number): { out: Buffer; enc: WireEncoder } {
+  const enc = new WireEncoder(bodyLines === undefined ? {} : { bodyLines });
+  const parts = chunks.map((c) => enc.push(c));
+  parts.push(enc.end());
+  return { out: Buffer.concat(parts), enc };
+}
+
+/** Reference model: split into lines by the documented rules, no streaming. */
+function reference(raw: string): { lines: string[] } {
+  const lines: string[] = [];
+  let rest = raw;
+  for (;;) {
+    const nl = rest.indexOf('\n');
+    if (nl < 0) break;
+    lines.push(rest.slice(0, nl > 0 && rest[nl - 1] === '\r' ? nl - 1 : nl));
+    rest = rest.slice(nl + 1);
+  }
+  if (rest.length) lines.push(rest);
+  return { lines };
+}
+
+const unstuff = (wire: string): string =>
+  wire
+    .split('\r\n')
+    .map((l) => (l.startsWith('.') ? l.slice(1) : l))
+    .join('\r\n');
+
+describe('WireEncoder', () => {
+  const table: [string, string][] = [
+    ['', ''],
+    ['a', 'a\r\n'],
+    ['a\n', 'a\r\n'],
+    ['a\r\n', 'a\r\n'],
+    ['a\r\r\n', 'a\r\r\n'],
+    ['a\rb\n', 'a\rb\r\n'],
+    ['a\r', 'a\r\r\n'],
+    ['\n\n', '\r\n\r\n'],
+    ['.\n', '..\r\n'],
+    ['..x\n.', '...x\r\n..\r\n'],
+    ['x.\n.y', 'x.\r\n..y\r\n'],
+    ['\r.\n', '\r.\r\n'],
+  ];
+  for (const [input, want] of table) {
+    it(`encodes ${JSON.stringify(input)}`, () => {
+      expect(encode([Buffer.from(input, 'latin1')]).out.toString('latin1')).to.equal(want);
+    });
+  }
+
+  it('handles a CR at the end of one chunk and LF at the start of the next', () => {
+    const { out } = encode([Buffer.from('a\r'), Buffer.from('\n.b\r'), Buffer.from('c\r'), Buffer.from('')]);
+    expect(out.toString('latin1')).to.equal('a\r\n..b\rc\r\r\n');
+  });
+
+  it('property: output minus stuffing is the CRLF form; octets follow the size rule; any split', () => {
+    const alphabet = fc.constantFrom('a', '.', '\r', '\n', 'F', ' ');
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 80 }), fc.array(fc.nat(80), { maxLength: 5 }), (chars, cuts) => {
+        const raw = chars.join('');
+        const buf = Buffer.from(raw, 'latin1');
+        const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const p of points) {
+          chunks.push(buf.subarray(prev, p));
+          prev = p;
+        }
+        chunks.push(buf.subarray(prev));
+        const { out, enc } = encode(chunks);
+        const { lines } = reference(raw);
+        const expected = lines.map((l) => l + '\r\n').join('');
+        const wire = out.toString('latin1');
+        expect(unstuff(wire)).to.equal(expected);
+        const size = lines.reduce((n, l) => n + l.length + 2, 0);
+        expect(enc.octets).to.equal(size);
+        expect(out.length - enc.stuffed).to.equal(size);
+        // every line that starts with "." on the wire is stuffed
+        for (const l of wire.split('\r\n').slice(0, -1)) if (l.startsWith('.')) expect(l.startsWith('..')).to.equal(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('TOP: headers, the empty line, then n body lines', () => {
+    const msg = Buffer.from('A: 1\r\nB: 2\r\n\r\nl1\r\n.l2\nl3\nl4');
+    expect(encode([msg], 0).out.toString()).to.equal('A: 1\r\nB: 2\r\n\r\n');
+    expect(encode([msg], 2).out.toString()).to.equal('A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n');
+    expect(encode([msg], 4).out.toString()).to.equal('A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\nl4\r\n');
+    const big = encode([msg], 99);
+    expect(big.out.toString()).to.equal('A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\nl4\r\n');
+    expect(big.enc.complete).to.equal(true);
+    expect(encode([msg], 1).enc.complete).to.equal(false);
+    expect(encode([Buffer.from('H: x\n')], 0).out.toString()).to.equal('H: x\r\n'); // no body at all
+  });
+
+  it('TOP: same result at every split, and done stops consuming', () => {
+    const msg = Buffer.from('A: 1\r\n\r\nl1\r\nl2\r\nl3\r\n');
+    const want = 'A: 1\r\n\r\nl1\r\n';
+    for (let i = 0; i <= msg.length; i++) {
+      const { out, enc } = encode([msg.subarray(0, i), msg.subarray(i)], 1);
+      expect(out.toString(), `split ${i}`).to.equal(want);
+      expect(enc.done).to.equal(true);
+    }
+  });
+
+  it('streams a large message in bounded chunks (64 MiB of long lines)', () => {
+    const enc = new WireEncoder();
+    const chunk = Buffer.alloc(65536, 0x41);
+    chunk[100] = 0x0a;
+    chunk[65535] = 0x0d; // CR at a chunk boundary, then LF? next chunk starts with 'A': ordinary CR
+    let total = 0;
+    for (let i = 0; i < 1024; i++) {
+      const out = enc.push(chunk);
+      expect(out.length).to.be.at.most(chunk.length * 2 + 3);
+      total += out.length;
+    }
+    total += enc.end().length;
+    expect(total).to.equal(enc.octets);
+    expect(enc.octets).to.equal(1024 * 65536 + 1024 + 2); // one LF→CRLF per chunk, final CRLF
+  });
+});
+
+describe('WireTransform', () => {
+  it('ends early and emits truncated when the TOP limit is reached', async () => {
+    const t = new WireTransform({ bodyLines: 1 });
+    let truncated = false;
+    t.on('truncated', () => (truncated = true));
+    const src = Readable.from([Buffer.from('H: 1\n\nb1\nb2\n'), Buffer.from('b3\n')]);
+    src.pipe(t);
+    const out: Buffer[] = [];
+    for await (const c of t) out.push(c as Buffer);
+    expect(Buffer.concat(out).toString()).to.equal('H: 1\r\n\r\nb1\r\n');
+    expect(truncated).to.equal(true);
+  });
+
+  it('passes a whole message through', async () => {
+    const t = new WireTransform();
+    Readable.from([Buffer.from('a\r'), Buffer.from('\nb')]).pipe(t);
+    const out: Buffer[] = [];
+    for await (const c of t) out.push(c as Buffer);
+    expect(Buffer.concat(out).toString()).to.equal('a\r\nb\r\n');
+  });
+});
