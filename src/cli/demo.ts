@@ -31,7 +31,7 @@ export async function demo(opts: { port: number; mode: 'server' | 'copy' }): Pro
       console.log(`
 popspool demo (${opts.mode} mode) is serving the demo spools on 127.0.0.1:${port}
   working copy: ${path.relative(process.cwd(), work) || work}/mail (reset from spool-fixtures/mail at every start)
-  users:        alice / wonderland   (23 messages)     bob / builder        (empty spool)
+  users:        alice / wonderland   (21 messages)     bob / builder        (empty spool)
                 carol / crlf-rocks   (CRLF spool)      mallory / malformed  (refused: [SYS/PERM])
 Try:
   curl pop3://alice:wonderland@127.0.0.1:${port}/        # list messages

@@ -17,7 +17,7 @@ import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream } from './io.js';
 import { commitImage, imagePathFor, journalPathFor } from './journal.js';
 import type { SpoolContext } from './store.js';
 import { copyVerified, restoreAtime, statusEdit } from './update.js';
@@ -186,8 +186,7 @@ export class CopyDrop implements Drop {
   async read(index: number): Promise<Readable> {
     const m = this.scan.messages[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    if (m.end <= m.start) return Readable.from([]);
-    return fs.createReadStream('', { fd: this.dropFd, start: m.start, end: m.end - 1, autoClose: false, emitClose: false, highWaterMark: 256 * 1024 });
+    return rangeStream(this.dropFd, m.start, m.end, 256 * 1024);
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { Readable } from 'node:stream';
 
 export function fsRead(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
@@ -106,4 +107,17 @@ export async function faultPoint(step: string): Promise<void> {
   }
   const code = FAULT[1] === 'enospc' ? 'ENOSPC' : 'EIO';
   throw Object.assign(new Error(`${code}: injected fault at ${step}`), { code });
+}
+
+/** fs overrides for streams over a descriptor we own: destroy() must never close it. */
+const KEEP_FD_OPEN = { open: fs.open, read: fs.read, close: (_fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => cb(null) };
+
+/**
+ * A readable stream of [start, end) of `fd` (positional reads; the descriptor stays open even
+ * when the consumer destroys the stream — fs.ReadStream closes it on destroy() otherwise, and
+ * closing a descriptor of a locked spool could drop locks).
+ */
+export function rangeStream(fd: number, start: number, end: number, highWaterMark: number): Readable {
+  if (end <= start) return Readable.from([]);
+  return fs.createReadStream('', { fd, start, end: end - 1, autoClose: false, emitClose: true, highWaterMark, fs: KEEP_FD_OPEN });
 }

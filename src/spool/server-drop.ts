@@ -12,8 +12,8 @@ import { log } from '../obs/log.js';
 import type { HeldLock } from '../lock/types.js';
 import { stampOf } from './cache.js';
 import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
-import { fclose, fstat, preadExact } from './io.js';
-import { fingerprintOf, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
+import { fclose, fstat, preadExact, rangeStream } from './io.js';
+import { fingerprintOf, needsStatusEdit, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
 import type { SpoolContext } from './store.js';
 
 const FROM = Buffer.from('From ');
@@ -87,8 +87,7 @@ export class ServerDrop implements Drop {
       log.warn('spool changed during session', { user: this.user, reason: still ? 'From_ line missing' : 'rewritten', offset: m.fromOffset });
       throw new PopspoolError('SYS_TEMP', this.poisoned);
     }
-    if (m.end <= m.start) return Readable.from([]);
-    return fs.createReadStream('', { fd: this.fd, start: m.start, end: m.end - 1, autoClose: false, emitClose: false, highWaterMark: READ_HIGH_WATER });
+    return rangeStream(this.fd, m.start, m.end, READ_HIGH_WATER);
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
@@ -97,7 +96,9 @@ export class ServerDrop implements Drop {
       await this.close();
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed (the spool was changed by another program)');
     }
-    const flagged = this.ctx.statusUpdate ? new Set([...req.seen].filter((i) => !req.deleted.has(i))) : new Set<number>();
+    const flagged = this.ctx.statusUpdate
+      ? new Set([...req.seen].filter((i) => !req.deleted.has(i) && this.state.scan.messages[i] && needsStatusEdit(this.state.scan.messages[i]!)))
+      : new Set<number>();
     let lockWaitMs = 0;
     try {
       if (req.deleted.size === 0 && flagged.size === 0) {
