@@ -17,7 +17,7 @@ import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll, rangeStream } from './io.js';
 import { commitImage, imagePathFor, journalPathFor } from './journal.js';
 import type { SpoolContext } from './store.js';
 import { copyVerified, restoreAtime, statusEdit } from './update.js';
@@ -79,7 +79,8 @@ async function writeBack(
         if (!keep(i)) continue;
         const m = messages[i]!;
         const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-        const edit = flagged.has(i) ? statusEdit(Buffer.alloc(0), m) : null;
+        // The head tells statusEdit the spool's line ending (a CRLF spool gets a CRLF Status line).
+        const edit = flagged.has(i) ? statusEdit(await preadExact(drop.fd, m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
         await copyVerified(drop.fd, m, next, emit, edit);
       }
     } else {

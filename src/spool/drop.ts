@@ -35,7 +35,11 @@ export interface UpdateRequest {
 export interface Drop {
   readonly messages: readonly DropMessage[];
   /** How the drop was opened, for the session summary. */
-  readonly info: { readonly mode: 'server' | 'copy'; readonly lockWaitMs: number; readonly cache: 'hit' | 'tail' | 'miss' | 'none' };
+  readonly info: {
+    readonly mode: 'server' | 'copy'; readonly lockWaitMs: number; readonly cache: 'hit' | 'tail' | 'miss' | 'none';
+    /** Spool bytes the scanner read to open this drop (0 on an exact cache hit). For metrics and tests. */
+    readonly bytesScanned?: number;
+  };
   /**
    * The raw bytes of message `index` (0-based): its headers and body exactly as stored, without
    * the From_ line and mbox separator. The protocol layer converts line endings and dot-stuffs.

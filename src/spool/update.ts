@@ -84,6 +84,11 @@ export async function prefixProblem(fd: number, state: ScanState, now: fs.BigInt
   return null;
 }
 
+/** Does recording `m` as read change its Status header? */
+export function needsStatusEdit(m: ScannedMessage): boolean {
+  return !(m.status.includes('R') && m.status.includes('O'));
+}
+
 /** The bytes of `m` with its Status header set to include R and O; null when already so. */
 export function statusEdit(head: Buffer, m: ScannedMessage): { at: number; remove: number; insert: Buffer } | null {
   const letters = new Set(m.status.replace(/[^A-Za-z]/g, ''));
@@ -99,8 +104,10 @@ export function statusEdit(head: Buffer, m: ScannedMessage): { at: number; remov
  * Runs steps 2–5. Throws PopspoolError(SYS_TEMP) — after changing nothing — when the spool is
  * not what was scanned or a kept message no longer matches its checksum.
  */
-export async function runServerUpdate(target: UpdateTarget, state: ScanState, plan: ServerUpdatePlan): Promise<ServerUpdateResult> {
+export async function runServerUpdate(target: UpdateTarget, state: ScanState, wanted: ServerUpdatePlan): Promise<ServerUpdateResult> {
   const { messages, scanEnd } = state.scan;
+  // A message already marked read needs no edit: it must not widen (or cause) a rewrite.
+  const plan: ServerUpdatePlan = { deleted: wanted.deleted, flagged: new Set([...wanted.flagged].filter((i) => messages[i] && needsStatusEdit(messages[i]!))) };
   if (plan.deleted.size === 0 && plan.flagged.size === 0) return { case: 'untouched', bytesRewritten: 0, after: null };
   const fd = target.spoolFd;
   const before = await fstat(fd);

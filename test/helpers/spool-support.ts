@@ -18,11 +18,11 @@ export const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 's
 /** No child may outlive this, whatever a test does. */
 const CHILD_HARD_LIMIT_MS = 30_000;
 
-/** Quiet the engine's info/warn lines (recoveries are expected here); returns the restorer. */
+/** Silence the engine's log (recoveries and refusals are expected here); returns the restorer. */
 export function quietLogs(): () => void {
-  const old = log.level;
-  log.level = 'error';
-  return () => { log.level = old; };
+  const old = log.silent;
+  log.silent = true;
+  return () => { log.silent = old; };
 }
 
 // ---------------------------------------------------------------------------------------------
