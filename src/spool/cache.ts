@@ -193,13 +193,17 @@ export class ScanCache {
     return { kind: 'tail', prefix: { ...raw.scan, messages: raw.scan.messages.slice(), bytesRead: check.bytesRead } };
   }
 
-  /** Call while still holding the spool lock (see "Racy stamps" above). */
-  async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult): Promise<void> {
+  /**
+   * Call while still holding the spool lock (see "Racy stamps" above). Pass `fingerprint`
+   * (from cacheFingerprint) when the spool must not be read now — after a rewrite whose atime
+   * was just restored, a read would set it again.
+   */
+  async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
     const file = this.path(user);
     if (!Number.isSafeInteger(scan.scanEnd) || scan.scanEnd < 0 || BigInt(scan.scanEnd) > stamp.size) {
       throw new Error('scanEnd not within the spool size');
     }
-    const { fingerprint } = await fingerprintOf(fd, scan.scanEnd);
+    fingerprint ??= (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
     const racy = await waitOutRacyWindow(stamp.ctimeNs);
     // Never write what we would refuse to read: an inconsistent scan is not cached.
     let buf: Buffer;
@@ -348,6 +352,11 @@ function pread(fd: number, pos: number, len: number): Promise<Buffer> {
 
 function fingerprintFrom(head: Buffer, tail: Buffer): Buffer {
   return createHash('sha1').update(head).update(tail).digest();
+}
+
+/** The prefix fingerprint store() records, computed ahead of time. */
+export async function cacheFingerprint(fd: number, scanEnd: number): Promise<Buffer> {
+  return (await fingerprintOf(fd, scanEnd)).fingerprint;
 }
 
 async function fingerprintOf(fd: number, scanEnd: number): Promise<{ fingerprint: Buffer; bytesRead: number }> {

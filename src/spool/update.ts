@@ -20,7 +20,7 @@ import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
 import { scanFd } from '../mbox/index.js';
 import type { ScanOptions, ScannedMessage, ScanResult } from '../mbox/types.js';
-import type { SpoolStamp } from './cache.js';
+import { cacheFingerprint, type SpoolStamp } from './cache.js';
 import type { UpdateCase } from './drop.js';
 import { commitImage, imagePathFor, journalPathFor } from './journal.js';
 import { crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, futimes, preadExact, pwriteAll, IO_CHUNK, fsRead } from './io.js';
@@ -34,6 +34,8 @@ export interface ScanState {
   readonly stamp: SpoolStamp;
   /** crc32 of [scanEnd - FINGERPRINT_BYTES, scanEnd). */
   readonly fingerprint: number;
+  /** The cache file's prefix fingerprint, computed before the atime was restored. */
+  readonly cacheFingerprint?: Buffer;
 }
 
 export interface UpdateTarget {
@@ -163,8 +165,7 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
     spoolPath: '', dev: String(before.dev), ino: String(before.ino),
     writeOffset: W, oldSize: size, newLength: L, imagePath, imageCrc, alsoRemove: [],
   });
-  await restoreAtime(fd, before);
-  const after = await rescanAfter(target, state, W, layout, changed);
+  const after = await rescanAfter(target, state, W, layout, changed, before);
   return { case: plan.deleted.size === messages.length ? 'delete-all' : plan.deleted.size > 0 ? 'general' : 'flags', bytesRewritten: L, after };
 }
 
@@ -222,6 +223,7 @@ export async function restoreAtime(fd: number, before: fs.BigIntStats): Promise<
 async function rescanAfter(
   target: UpdateTarget, state: ScanState, W: number,
   layout: readonly { m: ScannedMessage; at: number; edited: boolean; span: number }[], changed: number,
+  before: fs.BigIntStats,
 ): Promise<ScanState> {
   const fd = target.spoolFd;
   const kept: ScannedMessage[] = state.scan.messages.slice(0, Math.max(changed, 0));
@@ -239,5 +241,10 @@ async function rescanAfter(
   const survivorsEnd = layout.length ? layout[layout.length - 1]!.at + layout[layout.length - 1]!.span : W;
   const tail = size > survivorsEnd ? await scanFd(fd, survivorsEnd, size, target.scanOptions) : null;
   const scan: ScanResult = { messages: tail ? kept.concat(tail.messages) : kept, scanEnd: size, bytesRead: 0 };
-  return { scan, stamp: stampFromStats(st), fingerprint: await fingerprintOf(fd, size) };
+  // Every read of the spool happens before the atime is restored: a read after it would set it
+  // again (relatime), and the cache must key on the stamp after futimes.
+  const fingerprint = await fingerprintOf(fd, size);
+  const forCache = await cacheFingerprint(fd, size);
+  await restoreAtime(fd, before);
+  return { scan, stamp: stampFromStats(await fstat(fd)), fingerprint, cacheFingerprint: forCache };
 }
