@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
 import { finalizeUidls, KEPT_HEADERS, type KeptHeaders, uidlBase } from './uidl.js';
-import { HEADER_KEEP_MAX, MboxScanner, scanFd } from './scanner.js';
+import { HEADER_KEEP_MAX, MboxScanner } from './scanner.js';
+import { scanFd } from './scan-fd.js';
 import type { ScannedMessage, ScanResult } from './types.js';
 import { wireSize } from './wire.js';
 
@@ -258,7 +259,8 @@ describe('mbox scanner', () => {
     }
   });
 
-  describe('identical results at every split offset', () => {
+  describe('identical results at every split offset', function () {
+    this.timeout(30_000); // thousands of scans each; generous for a loaded CI machine
     for (const rel of SMALL_FIXTURES) {
       it(rel, function () {
         const buf = load(rel);
@@ -380,6 +382,81 @@ describe('mbox scanner', () => {
         let err: unknown;
         await scanFd(fd, 0, fs.fstatSync(fd).size, { strictFrom: false }).catch((e: unknown) => (err = e));
         expect(err).to.be.instanceOf(MboxFormatError);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  });
+
+  describe('body kernel paths (long bodies: copy window, zero-copy reads, crc worker)', function () {
+    this.timeout(30_000); // CPU-bound properties; generous for a loaded CI machine
+    // Bodies of many lines, long enough for the wasm kernel, with empty lines (LF and CRLF),
+    // lone CRs, CR CR LF and candidate From_ lines at random places.
+    const bodyLine = fc.oneof(
+      { weight: 6, arbitrary: fc.nat(150).map((n) => 'b'.repeat(n)) },
+      { weight: 2, arbitrary: fc.constant('') },
+      { weight: 1, arbitrary: fc.constantFrom('From a@b Mon Jan  1 00:00:00 2024', 'From here on', '\r', 'x\r', 'Received: r') },
+    );
+    const msgArb = fc
+      .tuple(fc.array(fc.tuple(bodyLine, fc.constantFrom('\n', '\r\n', '\n', '\r\r\n')), { maxLength: 60 }), fc.boolean())
+      .map(([lines, crlfHead]) => {
+        const nl = crlfHead ? '\r\n' : '\n';
+        return `From a@b Mon Jan  1 00:00:00 2024${nl}Received: x${nl}Status: RO${nl}${nl}` + lines.map(([l, t]) => l + t).join('');
+      });
+    const spoolArb = fc.array(msgArb, { minLength: 1, maxLength: 8 }).map((ms) => Buffer.from(ms.join('\n'), 'latin1'));
+
+    it('pushed in random chunks == naive oracle', () => {
+      fc.assert(
+        fc.property(spoolArb, fc.array(fc.nat(), { maxLength: 5 }), fc.boolean(), (buf, rawCuts, strict) => {
+          const cuts = [...new Set(rawCuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
+          expect(scanChunks(buf, cuts, strict).messages).to.deep.equal(naiveScan(buf, strict));
+        }),
+        { numRuns: 1500 },
+      );
+    });
+
+    it('a body longer than the copy window, pushed whole and in 1 MiB chunks', () => {
+      const para = ('z'.repeat(70) + '\r\n').repeat(5000) + '\r\n'; // ~360 KiB paragraphs
+      const one = `From a@b Mon Jan  1 00:00:00 2024\nSubject: s\n\n${para.repeat(3)}tail\n`;
+      const buf = Buffer.from((one + '\n').repeat(4), 'latin1');
+      const want = naiveScan(buf, false);
+      expect(scanAll(buf).messages).to.deep.equal(want);
+      expect(scanChunks(buf, [1 << 20, 2 << 20, 3 << 20]).messages).to.deep.equal(want);
+    });
+
+    it('scanFd (zero-copy reads, with and without the crc worker) == naive oracle', async function () {
+      this.timeout(30_000); // CPU-bound; generous for a loaded CI machine
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-kern-'));
+      try {
+        const samples = fc.sample(spoolArb, { numRuns: 40, seed: 7 });
+        // One multi-chunk file too: every sample back to back, a few MB.
+        const big = Buffer.concat(Array.from({ length: 400 }, (_, k) => Buffer.concat([samples[k % 40]!, Buffer.from('\n')])));
+        for (const buf of [...samples, big]) {
+          const p = path.join(dir, 'spool');
+          fs.writeFileSync(p, buf);
+          const fd = fs.openSync(p, 'r');
+          try {
+            const want = naiveScan(buf, false);
+            for (const offloadMin of [0, Infinity]) {
+              const r = await scanFd(fd, 0, buf.length, { strictFrom: false }, offloadMin);
+              expect(r.messages).to.deep.equal(want);
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('scanFd with the crc worker rejects a malformed spool and leaves the fd usable', async () => {
+      const fd = fs.openSync(path.join(FIX, 'mail/mallory'), 'r');
+      try {
+        let err: unknown;
+        await scanFd(fd, 0, fs.fstatSync(fd).size, { strictFrom: false }, 0).catch((e: unknown) => (err = e));
+        expect(err).to.be.instanceOf(MboxFormatError);
+        fs.fstatSync(fd);
       } finally {
         fs.closeSync(fd);
       }

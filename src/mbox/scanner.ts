@@ -6,8 +6,13 @@
  * How it works. The input is a sequence of lines; only a few kinds need their bytes looked at:
  * header lines (until the empty line that ends the header block) and *candidate* lines (the
  * first line of the input, and any line right after an empty line), which may be From_ lines.
- * Every other line is body text and costs one native `Buffer.indexOf(0x0a)`: the body loop
- * never touches its bytes, except the one before the LF (is it CRLF?).
+ * Every other line is body text, and of body text only the empty lines matter for framing (a
+ * From_ line can only follow one): between two empty lines the scanner needs just the number
+ * of LFs and CRLFs. A hand-assembled wasm SIMD kernel (line-kernel.ts) finds the next empty
+ * line and counts those 16 bytes at a time; scanFd reads straight into the kernel's memory,
+ * pushed chunks are copied into a window of it. Lines at a chunk's edges (and every line when
+ * wasm is unavailable) cost one native `Buffer.indexOf(0x0a)` each. Header lines are walked
+ * one by one; only the kept fields (uidl.ts) become strings.
  *
  * Sizes come from counting, not from walking lines: the scanner keeps running totals of LFs
  * and CRLFs over the whole input, snapshots them where a message's content starts and ends,
@@ -21,13 +26,16 @@
  * chunk boundary are held in a small buffer (at most 2 + FROM_LINE_MAX + 2 bytes), so memory
  * stays bounded whatever the line lengths, and results are identical however the input is
  * split. Chunk buffers may be reused by the caller after push() returns: nothing keeps a view.
+ * For very large scans scanFd can instead have the crcs computed by a worker thread
+ * (crc-worker.ts), opt-in through its offloadMin argument.
  */
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { MboxFormatError, PopspoolError } from '../errors.js';
+import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
+import { acquireKernel, type BodyKernel, releaseKernel, WASM_PAGE } from './line-kernel.js';
 import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
-import { KEPT_HEADERS, type KeptHeaders, uidlBase } from './uidl.js';
+import { type Building, endHeaders, headerLine } from './header-fields.js';
+import { H_STATUS, uidlFromValues } from './uidl.js';
 
 /** Header bytes kept per message for UIDL/Status purposes; longer header blocks are cut
  *  (deterministically) so one hostile message cannot make a scan use unbounded memory. */
@@ -35,6 +43,16 @@ export const HEADER_KEEP_MAX = 64 * 1024;
 
 /** scanFd's read size: large enough that syscall and thread-pool overhead vanish. */
 export const SCAN_CHUNK = 1 << 20;
+
+/** A body stretch shorter than this (from a line start to the chunk's end) is walked line by
+ *  line: the kernel needs 19 bytes to judge one 16-byte block, and a call has a fixed cost. */
+const KERNEL_MIN = 64;
+/** Kernel memory layout: bytes of a pushed chunk are copied into a window of WINDOW bytes at
+ *  WINDOW_AT; scanFd reads straight into two SCAN_CHUNK buffers at IO_AT (no copy at all). */
+const WINDOW_AT = 64;
+const WINDOW = 256 * 1024;
+const IO_AT = WINDOW_AT + WINDOW;
+const KERNEL_PAGES = Math.ceil((IO_AT + 2 * SCAN_CHUNK) / WASM_PAGE);
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -48,26 +66,6 @@ const enum Kind {
   Cand,
   /** Rest of a From_ line already recognised (when it was longer than FROM_LINE_MAX). */
   FromTail,
-}
-
-interface Building {
-  fromOffset: number;
-  fromLine: string;
-  start: number; // -1 until the From_ line's LF is seen
-  lfStart: number;
-  crlfStart: number;
-  bodyStart: number; // -1 while in the header block (or until its end is committed)
-  bodyLf: number;
-  inHeaders: boolean;
-  headerBudget: number;
-  headers: KeptHeaders;
-  statusOffset: number;
-  statusLength: number;
-  // The header field being read (may continue on folded lines); null when not a kept one.
-  curName: string | null;
-  curValue: string;
-  curOffset: number;
-  curLength: number;
 }
 
 export class MboxScanner {
@@ -107,9 +105,20 @@ export class MboxScanner {
   private chunk: Buffer = Buffer.alloc(0);
   private chunkBase: number;
 
-  constructor(opts: ScanOptions & { baseOffset?: number }) {
+  /** The body kernel (undefined: not borrowed yet; null: unavailable) and its copy window:
+   *  chunk bytes [winLo, winHi) of the current chunk are at memory address index + winDelta. */
+  private kern: BodyKernel | null | undefined;
+  private winLo = 0;
+  private winHi = -1;
+  private winDelta = 0;
+
+  /** False: leave every crc 0 (scanFd has them computed in the crc worker instead). */
+  private readonly withCrc: boolean;
+
+  constructor(opts: ScanOptions & { baseOffset?: number; crc?: boolean }) {
     this.strict = opts.strictFrom;
     this.baseOffset = opts.baseOffset ?? 0;
+    this.withCrc = opts.crc ?? true;
     this.pos = this.lineStart = this.crcPos = this.holdStart = this.chunkBase = this.baseOffset;
   }
 
@@ -121,11 +130,19 @@ export class MboxScanner {
     const base = this.pos;
     this.chunk = chunk;
     this.chunkBase = base;
+    this.winHi = -1;
     let i = 0;
     while (i < n) {
       if (this.kind === Kind.Body) {
         i = this.bodyLoop(chunk, base, i);
         continue;
+      }
+      if (this.kind === Kind.Header && this.lineStart === base + i) {
+        const j = this.headerLoop(chunk, base, i);
+        if (j !== i) {
+          i = j;
+          continue;
+        }
       }
       const nl = chunk.indexOf(LF, i);
       if (nl === -1) {
@@ -140,9 +157,7 @@ export class MboxScanner {
       this.lf++;
       if (isCR) this.crlf++;
       const ls = this.lineStart - base;
-      if (ls >= 0 && this.kind === Kind.Header) {
-        this.headerLineInChunk(chunk, ls, nl, isCR);
-      } else if (ls >= 0 && this.kind === Kind.Cand && this.msg !== null && nl > ls && chunk[ls] !== 0x46) {
+      if (ls >= 0 && this.kind === Kind.Cand && this.msg !== null && nl > ls && chunk[ls] !== 0x46) {
         // Common case: the line after an empty body line is text not starting with 'F'.
         this.notFrom();
         if (nl - ls === 1 && isCR) this.setPending(2, true);
@@ -156,6 +171,11 @@ export class MboxScanner {
     this.prevByte = chunk[n - 1]!;
     this.pos = base + n;
     this.endChunk(chunk, base, n);
+  }
+
+  /** The messages framed so far (the array finish() will return, growing). */
+  framed(): readonly ScannedMessage[] {
+    return this.messages;
   }
 
   /** End of input: frame the last message and return everything learned. */
@@ -174,6 +194,8 @@ export class MboxScanner {
         if (this.pendOff >= 0) this.closeMessage(this.pendOff, this.pendLf, this.pendCrlf, false);
         else this.closeMessage(eof, this.lf, this.crlf, this.lastLineOpen);
       }
+      if (this.kern) releaseKernel(this.kern);
+      this.kern = null;
     }
     return { messages: this.messages, scanEnd: this.pos, bytesRead: this.pos - this.baseOffset };
   }
@@ -181,14 +203,62 @@ export class MboxScanner {
   /** True when the input ended inside a content line (it gets a CRLF on the wire). */
   private lastLineOpen = false;
 
-  /** The fast path: body lines, from index i; returns where the next non-body line starts. */
+  /**
+   * Read buffers inside the kernel's memory, so chunks read into them need no copy: `count`
+   * buffers of `size` bytes (at most 2 × SCAN_CHUNK in all), or null when unavailable (wasm
+   * missing, or already pushed). The memory goes back to the pool at finish(): the caller
+   * must not touch the buffers after that, nor call finish() while a read into them is in flight.
+   */
+  ioBuffersFromKernel(count: number, size: number): Buffer[] | null {
+    if (this.kern !== undefined || count * size > 2 * SCAN_CHUNK) return null;
+    const k = this.kernel();
+    if (k === null) return null;
+    return Array.from({ length: count }, (_, j) => Buffer.from(k.buffer, IO_AT + j * size, size));
+  }
+
+  private kernel(): BodyKernel | null {
+    if (this.kern === undefined) this.kern = acquireKernel(KERNEL_PAGES);
+    return this.kern;
+  }
+
+  /**
+   * The fast path: body lines, from index i (the current line started at this.lineStart);
+   * returns where the next non-body line starts. From a line start well inside the chunk, the
+   * wasm kernel finds the next empty line (the only kind of body line that matters for
+   * framing) and counts the LFs and CRLFs before it; lines near the chunk's edges, and every
+   * line when wasm is unavailable, cost one native indexOf each.
+   */
   private bodyLoop(chunk: Buffer, base: number, i: number): number {
+    const n = chunk.length;
     let lineStart = this.lineStart;
     for (;;) {
+      const ls = lineStart - base;
+      // ls >= 1 and lineStart > its LF: chunk[ls - 1] is that LF. An empty first line is left to the slow path.
+      if (ls >= 1 && n - ls >= KERNEL_MIN && chunk[ls] !== LF && chunk[ls] !== CR && this.kernel() !== null) {
+        const k = this.kern!;
+        const d = this.mirror(chunk, ls);
+        const r = k.scan(ls + d, Math.min(n, this.winHi) + d);
+        this.lf += k.lf();
+        this.crlf += k.crlf();
+        if (r > 0) {
+          // An empty line starts at e: LF, or CR LF (the kernel saw both bytes).
+          const e = r - d;
+          const isCR = chunk[e] === CR;
+          this.lf++;
+          if (isCR) this.crlf++;
+          this.lineStart = base + e;
+          this.setPending(isCR ? 2 : 1, isCR);
+          this.startLine(this.lineStart + (isCR ? 2 : 1));
+          return e + (isCR ? 2 : 1);
+        }
+        // No empty line before q: carry on line by line from the line containing q.
+        i = -r - d;
+        lineStart = base + chunk.lastIndexOf(LF, i - 1) + 1;
+      }
       const nl = chunk.indexOf(LF, i);
       if (nl === -1) {
         this.lineStart = lineStart;
-        return chunk.length;
+        return n;
       }
       const isCR = nl > 0 ? chunk[nl - 1] === CR : this.prevByte === CR;
       this.lf++;
@@ -205,17 +275,49 @@ export class MboxScanner {
     }
   }
 
-  /** A header-block line lying wholly in this chunk, [ls, nl) with its LF at nl. */
-  private headerLineInChunk(chunk: Buffer, ls: number, nl: number, isCR: boolean): void {
-    const len = nl - ls;
-    if (len === 0 || (len === 1 && isCR)) {
-      this.setPending(len + 1, isCR);
-    } else {
-      const m = this.msg!;
-      const textEnd = isCR ? nl - 1 : nl;
-      this.headerLine(m, chunk, ls, Math.min(textEnd, ls + m.headerBudget), this.lineStart, len + 1);
+  /** Make chunk bytes from ls - 1 on visible to the kernel; returns address − chunk index. */
+  private mirror(chunk: Buffer, ls: number): number {
+    const k = this.kern!;
+    if (chunk.buffer === k.buffer) {
+      this.winHi = chunk.length;
+      return chunk.byteOffset;
     }
-    this.startLine(this.lineStart + len + 1);
+    const n = chunk.length;
+    if (this.winHi < 0 || ls - 1 < this.winLo || (this.winHi - ls < KERNEL_MIN && this.winHi < n)) {
+      this.winLo = ls - 1;
+      this.winHi = Math.min(n, this.winLo + WINDOW);
+      chunk.copy(k.bytes, WINDOW_AT, this.winLo, this.winHi);
+      this.winDelta = WINDOW_AT - this.winLo;
+    }
+    return this.winDelta;
+  }
+
+  /**
+   * Header lines that start at index i (a line start) and end in this chunk, until the empty
+   * line that ends the block; returns where the first line it did not finish starts.
+   */
+  private headerLoop(chunk: Buffer, base: number, i: number): number {
+    const m = this.msg!;
+    let ls = i;
+    for (;;) {
+      const nl = chunk.indexOf(LF, ls);
+      if (nl === -1) break;
+      // The byte before a line start is an LF, so a CR at nl - 1 belongs to this line.
+      const isCR = nl > ls && chunk[nl - 1] === CR;
+      this.lf++;
+      if (isCR) this.crlf++;
+      const len = nl - ls;
+      if (len === 0 || (len === 1 && isCR)) {
+        this.lineStart = base + ls;
+        this.setPending(len + 1, isCR);
+        this.startLine(base + nl + 1);
+        return nl + 1;
+      }
+      headerLine(m, chunk, ls, Math.min(isCR ? nl - 1 : nl, ls + m.headerBudget), base + ls, len + 1);
+      ls = nl + 1;
+    }
+    if (ls !== i) this.startLine(base + ls);
+    return ls;
   }
 
   /** Copy the head bytes of a line that continues past this chunk (up to headNeed). */
@@ -239,7 +341,7 @@ export class MboxScanner {
 
   private startLine(abs: number): void {
     this.lineStart = abs;
-    this.headParts = [];
+    if (this.headParts.length > 0) this.headParts = [];
     this.headLen = 0;
     if (this.pendOff >= 0 || this.msg === null) {
       this.kind = Kind.Cand;
@@ -265,7 +367,7 @@ export class MboxScanner {
   private commitPending(): void {
     const m = this.msg!;
     if (m.inHeaders) {
-      this.endHeaders(m);
+      endHeaders(m);
       m.bodyStart = this.pendOff + this.pendLen;
       m.bodyLf = this.pendLf + 1;
     }
@@ -290,7 +392,7 @@ export class MboxScanner {
         if (empty) this.setPending(len + 1, isCR);
         else {
           const textLen = !hasLF || len > head.length || !isCR ? head.length : head.length - 1;
-          this.headerLine(this.msg!, head, 0, textLen, this.lineStart, len + (hasLF ? 1 : 0));
+          headerLine(this.msg!, head, 0, textLen, this.lineStart, len + (hasLF ? 1 : 0));
           if (!hasLF) this.lastLineOpen = true;
         }
         break;
@@ -370,10 +472,11 @@ export class MboxScanner {
       bodyLf: 0,
       inHeaders: true,
       headerBudget: HEADER_KEEP_MAX,
-      headers: {},
+      values: [undefined, undefined, undefined, undefined, undefined, undefined, undefined],
+      seen: 0,
       statusOffset: -1,
       statusLength: 0,
-      curName: null,
+      curId: -1,
       curValue: '',
       curOffset: 0,
       curLength: 0,
@@ -391,45 +494,9 @@ export class MboxScanner {
     this.lastLineOpen = false;
   }
 
-  /** One header line: its text (no terminator, maybe cut to the header budget) is buf[from, to). */
-  private headerLine(m: Building, buf: Buffer, from: number, to: number, offset: number, lengthWithNl: number): void {
-    m.headerBudget -= to - from;
-    const c = to > from ? buf[from]! : 0;
-    if (c === 0x20 || c === 0x09) {
-      // Folded continuation of the previous field.
-      if (m.curName !== null) {
-        m.curValue += '\n' + buf.toString('latin1', from, to);
-        m.curLength += lengthWithNl;
-      }
-      return;
-    }
-    this.endField(m);
-    const name = keptHeaderName(buf, from, to);
-    if (name === null || m.headers[name] !== undefined) return;
-    m.curName = name;
-    m.curValue = buf.toString('latin1', from + name.length + nameGap(buf, from + name.length, to) + 1, to);
-    m.curOffset = offset;
-    m.curLength = lengthWithNl;
-  }
-
-  private endField(m: Building): void {
-    if (m.curName === null) return;
-    m.headers[m.curName] = m.curValue;
-    if (m.curName === 'status') {
-      m.statusOffset = m.curOffset;
-      m.statusLength = m.curLength;
-    }
-    m.curName = null;
-  }
-
-  private endHeaders(m: Building): void {
-    this.endField(m);
-    m.inHeaders = false;
-  }
-
   private closeMessage(end: number, endLf: number, endCrlf: number, open: boolean): void {
     const m = this.msg!;
-    if (m.inHeaders) this.endHeaders(m);
+    if (m.inHeaders) endHeaders(m);
     if (m.start < 0) m.start = end; // From_ line without a newline at EOF
     const lastOpen = open && end > m.start;
     const size = end - m.start + (endLf - m.lfStart) - (endCrlf - m.crlfStart) + (lastOpen ? 2 : 0);
@@ -444,8 +511,8 @@ export class MboxScanner {
       end,
       size,
       bodyLines,
-      uidlBase: uidlBase(m.fromLine, m.headers),
-      status: (m.headers['status'] ?? '').trim(),
+      uidlBase: uidlFromValues(m.fromLine, m.values),
+      status: (m.values[H_STATUS] ?? '').trim(),
       statusOffset: m.statusOffset,
       statusLength: m.statusOffset >= 0 ? m.statusLength : -1,
       crc: this.crc >>> 0,
@@ -455,7 +522,7 @@ export class MboxScanner {
 
   /** Extend the crc of the current message over [crcPos, to). */
   private crcTo(to: number): void {
-    if (to <= this.crcPos) return;
+    if (to <= this.crcPos || !this.withCrc) return;
     const base = this.chunkBase;
     if (this.crcPos < base) {
       const hEnd = Math.min(to, base);
@@ -481,7 +548,7 @@ export class MboxScanner {
     }
     if (this.msg !== null) this.crcTo(Math.max(safe, this.crcPos));
     const keepFrom = this.msg !== null ? this.crcPos : safe;
-    if (keepFrom >= end) {
+    if (keepFrom >= end || !this.withCrc) {
       this.hold = EMPTY;
     } else if (keepFrom >= base) {
       this.hold = Buffer.from(chunk.subarray(keepFrom - base));
@@ -495,65 +562,3 @@ export class MboxScanner {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** KEPT_HEADERS as bytes, for matching names without making strings. */
-const KEPT_BYTES: ReadonlyArray<readonly [string, Buffer]> = [...KEPT_HEADERS].map((n) => [n, Buffer.from(n, 'latin1')] as const);
-/** Longest kept header name: a colon further away than this (plus blanks) cannot start one. */
-const NAME_SCAN_MAX = 20;
-
-/** Count of SP/HTAB bytes from `at` up to a colon (RFC 5322 obsolete syntax allows them); -1 if no colon follows. */
-function nameGap(buf: Buffer, at: number, to: number): number {
-  let k = at;
-  while (k < to && (buf[k] === 0x20 || buf[k] === 0x09)) k++;
-  return k < to && buf[k] === 0x3a ? k - at : -1;
-}
-
-/** If buf[from, to) starts with `Name:` for a kept header (any case), its lower-case name. */
-function keptHeaderName(buf: Buffer, from: number, to: number): string | null {
-  const lc = buf[from]! | 0x20;
-  // Cheap filter: kept names start with d, m, r, s or x.
-  if (lc !== 0x64 && lc !== 0x6d && lc !== 0x72 && lc !== 0x73 && lc !== 0x78) return null;
-  outer: for (const [name, bytes] of KEPT_BYTES) {
-    const n = bytes.length;
-    if (to - from <= n) continue;
-    for (let k = 0; k < n; k++) {
-      const want = bytes[k]!;
-      const got = buf[from + k]!;
-      if (want === 0x2d ? got !== 0x2d : (got | 0x20) !== want) continue outer;
-    }
-    if (nameGap(buf, from + n, Math.min(to, from + NAME_SCAN_MAX + 1)) >= 0) return name;
-  }
-  return null;
-}
-
-function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    fs.read(fd, buf, 0, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
-  });
-}
-
-/**
- * Scan [start, end) of an open spool with positional reads (two reused buffers, so the next
- * read overlaps the scan of the current chunk). Never opens by path, never closes `fd`.
- * `start` must be 0 or the offset of a From_ line; scanEnd is `end`.
- */
-export async function scanFd(fd: number, start: number, end: number, opts: ScanOptions): Promise<ScanResult> {
-  const scanner = new MboxScanner({ ...opts, baseOffset: start });
-  const bufs = [Buffer.allocUnsafe(SCAN_CHUNK), Buffer.allocUnsafe(SCAN_CHUNK)];
-  let pos = start;
-  let which = 0;
-  let pending: Promise<number> | null = pos < end ? readAt(fd, bufs[0]!, Math.min(SCAN_CHUNK, end - pos), pos) : null;
-  while (pending !== null) {
-    const got = await pending;
-    if (got === 0) {
-      throw new PopspoolError('SYS_TEMP', `spool shrank during scan: expected ${end} bytes, got ${pos}`);
-    }
-    const cur = bufs[which]!;
-    pos += got;
-    which ^= 1;
-    pending = pos < end ? readAt(fd, bufs[which]!, Math.min(SCAN_CHUNK, end - pos), pos) : null;
-    scanner.push(cur.subarray(0, got));
-  }
-  const r = scanner.finish();
-  return { messages: r.messages, scanEnd: end, bytesRead: r.bytesRead };
-}

@@ -10,16 +10,14 @@ import { hash } from 'node:crypto';
 export const UIDL_MAX_LENGTH = 70;
 const UIDL_RE = /^[\x21-\x7e]{1,70}$/;
 
-/** The header fields (lower-case) the scanner keeps for UIDL and flags purposes. */
-export const KEPT_HEADERS: ReadonlySet<string> = new Set([
-  'x-uidl',
-  'status',
-  'received',
-  'delivered-to',
-  'x-delivery-id',
-  'date',
-  'message-id',
-]);
+/** The header fields (lower-case) the scanner keeps for UIDL and flags purposes; a field's
+ *  index here is its id (H_*) in a KeptValues array. */
+export const KEPT_NAMES: readonly string[] = ['x-uidl', 'status', 'received', 'delivered-to', 'x-delivery-id', 'date', 'message-id'];
+export const H_XUIDL = 0, H_STATUS = 1, H_RECEIVED = 2, H_DELIVERED_TO = 3, H_XDELIVERY_ID = 4, H_DATE = 5, H_MESSAGE_ID = 6;
+export const KEPT_HEADERS: ReadonlySet<string> = new Set(KEPT_NAMES);
+
+/** First occurrence of each kept header by id (see KEPT_NAMES), undefined when absent. */
+export type KeptValues = Array<string | undefined>;
 
 /** First occurrence of each kept header: unfolded raw value (latin1), CRs stripped. */
 export type KeptHeaders = Partial<Record<string, string>>;
@@ -35,16 +33,20 @@ export function isValidUidl(value: string): boolean {
  * @param headers  the first occurrence of each KEPT_HEADERS field
  */
 export function uidlBase(fromLine: string, headers: KeptHeaders): string {
-  const xuidl = headers['x-uidl']?.trim();
+  return uidlFromValues(fromLine, KEPT_NAMES.map((n) => headers[n]));
+}
+
+const WITH_RECEIVED = [H_RECEIVED, H_DELIVERED_TO, H_XDELIVERY_ID];
+const WITHOUT_RECEIVED = [H_DELIVERED_TO, H_XDELIVERY_ID, H_DATE, H_MESSAGE_ID];
+
+/** uidlBase with the headers by id (what the scanner keeps: no object keyed by name per message). */
+export function uidlFromValues(fromLine: string, values: KeptValues): string {
+  const xuidl = values[H_XUIDL]?.trim();
   if (xuidl !== undefined && isValidUidl(xuidl)) return xuidl;
-  let input = fromLine.replace(/\r$/, '') + '\n';
-  const fields =
-    headers['received'] !== undefined
-      ? ['received', 'delivered-to', 'x-delivery-id']
-      : ['delivered-to', 'x-delivery-id', 'date', 'message-id'];
-  for (const name of fields) {
-    const v = headers[name];
-    if (v !== undefined) input += `${name}:${v}\n`;
+  let input = (fromLine.endsWith('\r') ? fromLine.slice(0, -1) : fromLine) + '\n';
+  for (const id of values[H_RECEIVED] !== undefined ? WITH_RECEIVED : WITHOUT_RECEIVED) {
+    const v = values[id];
+    if (v !== undefined) input += `${KEPT_NAMES[id]!}:${v}\n`;
   }
   // One-shot hash (no Hash object per message: a scan computes tens of thousands of these).
   return hash('md5', Buffer.from(input, 'latin1'), 'hex');

@@ -15,6 +15,7 @@ import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js'
 import { fclose, fstat, preadExact, rangeStream } from './io.js';
 import { fingerprintOf, needsStatusEdit, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
 import type { SpoolContext } from './store.js';
+import { journalPathFor, recoverJournal } from './journal.js';
 
 const FROM = Buffer.from('From ');
 
@@ -115,7 +116,16 @@ export class ServerDrop implements Drop {
       }
       return this.outcome(result.case, req, result.bytesRewritten, lockWaitMs, t0);
     } catch (err) {
-      log.error('update failed; spool left as it was', { user: this.user, mode: 'server', error: (err as Error).message });
+      // Past the journal's commit point the rewrite must finish: try once more, still locked,
+      // rather than leave a half-rewritten spool until the next login or restart.
+      const finished = this.lock
+        ? await recoverJournal(journalPathFor(this.ctx.dirs.journal, this.user), this.fd).catch(() => 'failed' as const)
+        : 'none';
+      if (finished === 'recovered') {
+        log.warn('update failed once and was completed from its journal', { user: this.user, error: (err as Error).message });
+        return this.outcome('general', req, 0, lockWaitMs, t0);
+      }
+      log.error('update failed', { user: this.user, mode: 'server', error: (err as Error).message, journal: finished });
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed', { cause: err });
     } finally {
       await this.close();

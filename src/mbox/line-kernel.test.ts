@@ -1,0 +1,66 @@
+// The wasm body kernel against its plain-JS contract (scanBodyRef) on random bytes: lengths
+// not multiple of 16, CR/LF at the edges of the range and of 16-byte blocks, CRLF empty lines.
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { acquireKernel, createBodyKernel, KERNEL_WASM, releaseKernel, scanBodyRef } from './line-kernel.js';
+
+/** Where the tests put their bytes: the kernel writes its counts at addresses 0..7. */
+const B = 16;
+const wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
+
+describe('mbox body kernel (wasm SIMD)', () => {
+  it('the hand-assembled module validates and instantiates', () => {
+    expect(wasm.validate(KERNEL_WASM)).to.equal(true);
+    expect(createBodyKernel(1)).to.not.equal(null);
+  });
+
+  it('agrees with scanBodyRef on random ranges', () => {
+    const k = createBodyKernel(1)!;
+    const bytesArb = fc.array(fc.constantFrom(0x0a, 0x0d, 0x41, 0x0a, 0x41, 0x20), { minLength: 1, maxLength: 300 });
+    fc.assert(
+      fc.property(bytesArb, fc.nat(), fc.nat(40), (arr, sPick, trim) => {
+        const mem = k.bytes;
+        mem.fill(0x0a, B, B + 400); // whatever lies past n must not matter
+        mem.set([0x0a, ...arr], B); // mem[B] is an LF: B + 1 is always a line start
+        const n = B + Math.max(1, arr.length + 1 - (trim % 4));
+        const starts = [B + 1];
+        for (let p = B + 1; p < n; p++) if (mem[p - 1] === 0x0a) starts.push(p);
+        const s = starts[sPick % starts.length]!;
+        const want = scanBodyRef(mem, s, n);
+        const ret = k.scan(s, n);
+        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('finds the empty line and counts in long ranges (LF and CRLF, every block position)', () => {
+    const k = createBodyKernel(1)!;
+    for (const eol of ['\n', '\r\n']) {
+      for (let len = 20; len < 120; len += 7) {
+        for (let at = 0; at < 40; at++) {
+          const line = 'x'.repeat(len % 23) + eol;
+          const text = '\n' + line.repeat(at) + eol + 'tail'.repeat(10) + '\n'.repeat(20);
+          const buf = Buffer.from(text, 'latin1');
+          k.bytes.set(buf, B);
+          const want = scanBodyRef(k.bytes, B + 1, B + buf.length);
+          const ret = k.scan(B + 1, B + buf.length);
+          expect(ret).to.be.greaterThan(0);
+          expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+        }
+      }
+    }
+  });
+
+  it('pooled kernels are reused, with fresh counts', () => {
+    const a = acquireKernel(2)!;
+    releaseKernel(a);
+    const b = acquireKernel(2)!;
+    expect(b).to.equal(a);
+    const c = acquireKernel(2)!;
+    expect(c).to.not.equal(b);
+    b.bytes.set(Buffer.from('\nab\n\ncd'), B);
+    expect(b.scan(B + 1, B + 3)).to.equal(-(B + 1)); // too short to judge anything
+    expect([b.lf(), b.crlf()]).to.deep.equal([0, 0]);
+  });
+});
