@@ -46,7 +46,12 @@ describe('auth/passwd-file', () => {
 
   it('refuses unsupported schemes, bad names, duplicates and malformed hashes at load, naming the line', () => {
     const bad: [string, RegExp][] = [
-      ['alice:{SHA512-CRYPT}$6$x$y', /users:1: unsupported scheme SHA512-CRYPT/],
+      ['alice:{ARGON2ID}$argon2id$v=19$x', /users:1: unsupported scheme ARGON2ID/],
+      ['alice:{SHA512-CRYPT}$6$x$y', /users:1: unsupported or malformed crypt hash/],
+      ['alice:$y$j9T$abc$def', /users:1: unsupported or malformed crypt hash/],
+      [`alice:{SHA512-CRYPT}$6$rounds=900000$salt$${'a'.repeat(86)}`, /unsupported or malformed crypt hash/],
+      [`alice:{BLF-CRYPT}$2y$31$${'a'.repeat(53)}`, /unsupported or malformed crypt hash/],
+      [`alice:{SHA256-CRYPT}$6$salt$${'a'.repeat(86)}`, /\{SHA256-CRYPT\} holds a SHA512-CRYPT hash/],
       ['# c\nalice:nohash', /users:2: password has no \{SCHEME\}/],
       ['../x:{PLAIN}a', /invalid user name/],
       ['a:{PLAIN}x\na:{PLAIN}y', /duplicate user/],

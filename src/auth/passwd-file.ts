@@ -2,11 +2,15 @@
  * passwd-file authentication (Dovecot's format) and the editing behind `popspool user`.
  *
  * Format: one user per line, `user:{SCHEME}hash[:more fields, ignored]`; `#` starts a comment
- * line; blank lines are ignored. Schemes: {SCRYPT} (see scrypt.ts for the encoding) and {PLAIN}
- * (tests and demos only). The password field cannot contain ":" (as in Dovecot).
+ * line; blank lines are ignored. Schemes: {SCRYPT} (see scrypt.ts for the encoding, what
+ * `popspool user add` writes), {SHA512-CRYPT} and {SHA256-CRYPT} (`$6$`/`$5$`, as in
+ * /etc/shadow), {BLF-CRYPT} (`$2y$`/`$2b$`), {CRYPT} or a bare `$…$` string (any of those, as
+ * Dovecot's default_pass_scheme=CRYPT reads them), and {PLAIN} (tests and demos only). The
+ * password field cannot contain ":" (as in Dovecot).
  *
- * Verification costs one scrypt whatever the line says, also for unknown users and {PLAIN}
- * entries (a dummy hash), so timing does not reveal which names exist. The file is re-read when
+ * Verification costs exactly one hash computation whatever the line says: a known user pays
+ * their own scheme; unknown users and {PLAIN} entries pay one hash of the file's most common
+ * scheme against a dummy, so timing does not reveal which names exist (hashChecks counts them). The file is re-read when
  * its inode, size or mtime change (one stat per login). Edits lock the file with proper-lockfile
  * (our own file) and replace it atomically: temp file (mode 0600) + fsync + rename + dir fsync.
  */
@@ -17,13 +21,24 @@ import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ConfigError } from '../errors.js';
 import { log } from '../obs/log.js';
+import { dummyCrypt, parseCrypt, verifyCrypt, type CryptHash, type CryptScheme } from './crypt.js';
 import { hashScrypt, parseScrypt, verifyScrypt, type ScryptHash } from './scrypt.js';
 import type { AuthContext, Authenticator } from './types.js';
 import { validateUsername } from './username.js';
 
 export { validateUsername } from './username.js';
 
-type Entry = { readonly kind: 'scrypt'; readonly hash: ScryptHash } | { readonly kind: 'plain'; readonly password: string };
+type Entry =
+  | { readonly kind: 'scrypt'; readonly hash: ScryptHash }
+  | { readonly kind: 'crypt'; readonly hash: CryptHash }
+  | { readonly kind: 'plain'; readonly password: string };
+
+/** The expensive schemes: what hashChecks counts, and what an unknown user's dummy check uses. */
+export type HashScheme = 'SCRYPT' | CryptScheme;
+
+function schemeOf(e: Entry): HashScheme | undefined {
+  return e.kind === 'scrypt' ? 'SCRYPT' : e.kind === 'crypt' ? e.hash.scheme : undefined;
+}
 
 /** Parse a users file. Throws ConfigError naming the file and line for anything we cannot use. */
 export function parsePasswdFile(text: string, file = 'users file'): Map<string, Entry> {
@@ -37,28 +52,53 @@ export function parsePasswdFile(text: string, file = 'users file'): Map<string, 
     const [user, pw] = fields as [string, string];
     if (!validateUsername(user)) throw new ConfigError(`${where}: invalid user name "${user}"`);
     if (users.has(user)) throw new ConfigError(`${where}: duplicate user "${user}"`);
-    const m = /^\{([A-Za-z0-9._-]+)\}(.*)$/.exec(pw);
+    // A bare crypt string is read as {CRYPT} (Dovecot with default_pass_scheme = CRYPT).
+    const m = /^\{([A-Za-z0-9._-]+)\}(.*)$/.exec(pw) ?? (pw.startsWith('$') ? [pw, 'CRYPT', pw] : null);
     if (!m) throw new ConfigError(`${where}: password has no {SCHEME} prefix`);
     const scheme = m[1]!.toUpperCase();
-    if (scheme === 'SCRYPT') {
+    if (scheme === 'CRYPT' || scheme === 'SHA512-CRYPT' || scheme === 'SHA256-CRYPT' || scheme === 'BLF-CRYPT') {
+      const hash = parseCrypt(m[2]!);
+      if (!hash) throw new ConfigError(`${where}: unsupported or malformed crypt hash for {${scheme}} (supported: $6$, $5$ with at most 100000 rounds, $2a$/$2b$/$2y$ with cost 4–14; yescrypt $y$ and MD5 $1$ are not)`);
+      if (scheme !== 'CRYPT' && hash.scheme !== scheme) throw new ConfigError(`${where}: {${scheme}} holds a ${hash.scheme} hash`);
+      users.set(user, { kind: 'crypt', hash });
+    } else if (scheme === 'SCRYPT') {
       const hash = parseScrypt(m[2]!);
       if (!hash) throw new ConfigError(`${where}: malformed {SCRYPT} hash`);
       users.set(user, { kind: 'scrypt', hash });
     } else if (scheme === 'PLAIN') {
       users.set(user, { kind: 'plain', password: m[2]! });
     } else {
-      // TODO: {SHA512-CRYPT}/$6$ (unixcrypt) and {BLF-CRYPT}/$2b$ (bcryptjs), see ecosystem.md §4.
       throw new ConfigError(`${where}: unsupported scheme ${scheme}`);
     }
   });
   return users;
 }
 
-let dummy: Promise<ScryptHash> | undefined;
-/** A hash of a random password with the default parameters: what unknown users are checked against. */
-function dummyHash(): Promise<ScryptHash> {
-  dummy ??= hashScrypt(randomBytes(16).toString('hex')).then((s) => parseScrypt(s.slice('{SCRYPT}'.length))!);
-  return dummy;
+type HashedEntry = Exclude<Entry, { kind: 'plain' }>;
+const dummies = new Map<HashScheme, Promise<HashedEntry>>();
+/** A hash of a random password in `scheme`: what unknown users are checked against. */
+function dummyEntry(scheme: HashScheme): Promise<HashedEntry> {
+  let d = dummies.get(scheme);
+  if (!d) {
+    const secret = randomBytes(16).toString('hex');
+    d = scheme === 'SCRYPT'
+      ? hashScrypt(secret).then((s): HashedEntry => ({ kind: 'scrypt', hash: parseScrypt(s.slice('{SCRYPT}'.length))! }))
+      : dummyCrypt(scheme, secret).then((hash): HashedEntry => ({ kind: 'crypt', hash }));
+    dummies.set(scheme, d);
+  }
+  return d;
+}
+
+/** The scheme most entries use (SCRYPT for a file without hashes): an unknown user costs one of these. */
+function commonScheme(users: ReadonlyMap<string, Entry>): HashScheme {
+  const n = new Map<HashScheme, number>();
+  for (const e of users.values()) {
+    const s = schemeOf(e);
+    if (s) n.set(s, (n.get(s) ?? 0) + 1);
+  }
+  let best: HashScheme = 'SCRYPT';
+  for (const [s, c] of n) if (c > (n.get(best) ?? 0)) best = s;
+  return best;
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -66,6 +106,9 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 export class PasswdFile implements Authenticator {
   private users = new Map<string, Entry>();
   private stamp = '';
+  private dummyScheme: HashScheme = 'SCRYPT';
+  /** Hash computations done by verify(), by scheme (tests count them: equal cost is checkable). */
+  readonly hashChecks: Record<HashScheme, number> = { SCRYPT: 0, 'SHA256-CRYPT': 0, 'SHA512-CRYPT': 0, 'BLF-CRYPT': 0 };
 
   constructor(readonly file: string) {}
 
@@ -80,6 +123,7 @@ export class PasswdFile implements Authenticator {
       throw new ConfigError(`cannot read users file ${this.file}: ${(e as Error).message}`);
     }
     this.users = parsePasswdFile(text, this.file);
+    this.dummyScheme = commonScheme(this.users);
     this.stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
   }
 
@@ -91,11 +135,16 @@ export class PasswdFile implements Authenticator {
   async verify(user: string, password: string, _ctx?: AuthContext): Promise<boolean> {
     await this.refresh();
     const entry = validateUsername(user) ? this.users.get(user) : undefined;
-    if (entry?.kind === 'scrypt') return verifyScrypt(password, entry.hash);
-    // Unknown users and {PLAIN} entries pay for one scrypt too (popa3d's AUTH_DUMMY_SALT idea).
-    await verifyScrypt(password, await dummyHash());
+    if (entry && entry.kind !== 'plain') return this.check(password, entry);
+    // Unknown users and {PLAIN} entries pay for one hash too (popa3d's AUTH_DUMMY_SALT idea).
+    await this.check(password, await dummyEntry(this.dummyScheme));
     if (entry?.kind === 'plain') return timingSafeEqual(sha256(password), sha256(entry.password));
     return false;
+  }
+
+  private async check(password: string, e: HashedEntry): Promise<boolean> {
+    this.hashChecks[schemeOf(e)!]++;
+    return e.kind === 'scrypt' ? verifyScrypt(password, e.hash) : verifyCrypt(password, e.hash);
   }
 
   /** Re-read when the file changed; a broken new version is logged and the old one kept. */

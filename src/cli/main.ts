@@ -30,6 +30,14 @@ function settingOptions(y: Argv): Argv {
   return y;
 }
 
+/** Where `stats` and `admin set` find the admin listener. */
+function adminClientOptions(y: Argv): Argv {
+  return y
+    .option('admin', { type: 'string', requiresArg: true, describe: 'admin listener HOST:PORT (default: admin-listen from --config, else 127.0.0.1:9110)' })
+    .option('token-file', { type: 'string', requiresArg: true, describe: 'bearer token file (default: admin-token-file from --config)' })
+    .option('config', { type: 'string', requiresArg: true, describe: 'the server\'s config file' });
+}
+
 /** The flags the user actually gave, keyed by setting name. */
 function givenSettings(argv: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -49,9 +57,12 @@ export async function main(args: string[]): Promise<void> {
         .option('config', { type: 'string', describe: 'TOML config file whose keys are the setting names below', requiresArg: true })
         .option('stdio', { type: 'boolean', describe: 'speak POP3 on stdin/stdout (one connection), logging to stderr' }),
     async (argv) => {
-      const config = buildConfig(argv.config as string | undefined, givenSettings(argv as Record<string, unknown>));
+      const file = argv.config as string | undefined;
+      const flags = givenSettings(argv as Record<string, unknown>);
+      const config = buildConfig(file, flags);
       const { serve } = await import('./serve.js');
-      await serve(config, { stdio: Boolean(argv.stdio) });
+      // SIGHUP re-reads the file; flags given at start keep winning.
+      await serve(config, { stdio: Boolean(argv.stdio), reloadConfig: () => buildConfig(file, flags) });
     })
     .command('demo', 'serve the bundled demo spools on 127.0.0.1:1110 from a working copy (what npm start runs)', (y) =>
       y.option('port', { type: 'number', default: 1110, describe: 'port on 127.0.0.1' })
@@ -67,6 +78,53 @@ export async function main(args: string[]): Promise<void> {
     async (argv) => {
       const { userCommand } = await import('./user.js');
       await userCommand(argv.action as 'add' | 'passwd' | 'del' | 'list', argv.name, argv.users);
+    })
+    .command('bench', 'benchmark copy mode against server mode (and installed peers); see docs/benchmarks.md', (y) =>
+      y.strict(false).help(false), async () => {
+      const { runBench, parseBenchArgs } = await import('../bench/index.js');
+      process.exitCode = await runBench(parseBenchArgs(args.slice(args.indexOf('bench') + 1)));
+    })
+    .command('config-doc', 'print docs/configuration.md, generated from the settings table', () => {}, async () => {
+      const { renderConfigurationDoc } = await import('../config/docs.js');
+      console.log(renderConfigurationDoc());
+    })
+    .command('check <spool..>', 'read-only check of mbox spools: messages, sizes, anomalies (exit 0 clean, 1 anomalies, 2 unreadable)', (y) =>
+      y.positional('spool', { type: 'string', array: true, describe: 'spool files, e.g. /var/mail/alice' })
+        .option('strict-from', { type: 'boolean', default: false, describe: 'count messages as the server does with strict-from' })
+        .option('state-dir', { type: 'string', describe: 'popspool state directory: also report leftover journals and temp drops', requiresArg: true })
+        .option('lock-timeout', { type: 'number', default: 10, describe: 'seconds to wait for a writer to release the spool' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the reports as JSON' }),
+    async (argv) => {
+      const { checkCommand } = await import('./check.js');
+      process.exitCode = await checkCommand(argv.spool as string[], {
+        strictFrom: argv['strict-from'], stateDir: argv['state-dir'], lockTimeoutMs: argv['lock-timeout'] * 1000,
+        progress: process.stderr.isTTY ? process.stderr : undefined, json: argv.json,
+      });
+    })
+    .command('cache <action> <user>', 'show or rebuild a user\'s scan cache (uses --config/--state-dir/--spool like serve)', (y) =>
+      y.positional('action', { choices: ['show', 'rebuild'] as const, describe: 'show: compare with the spool now; rebuild: rescan under the spool lock' })
+        .positional('user', { type: 'string', describe: 'user name' })
+        .option('config', { type: 'string', describe: 'the server\'s config file', requiresArg: true })
+        .option('state-dir', { type: 'string', requiresArg: true, describe: 'state directory (default from the config)' })
+        .option('spool', { type: 'string', requiresArg: true, describe: 'spool path template with %u' })
+        .option('strict-from', { type: 'boolean', describe: 'as the server is configured' }),
+    async (argv) => {
+      const flags: Record<string, unknown> = {};
+      for (const k of ['state-dir', 'spool', 'strict-from'] as const) if (argv[k] !== undefined) flags[k] = argv[k];
+      const { cacheCommand } = await import('./cache-cmd.js');
+      process.exitCode = await cacheCommand(argv.action as 'show' | 'rebuild', argv.user as string, buildConfig(argv.config as string | undefined, flags));
+    })
+    .command('stats', 'print the running server\'s status (connections, traffic, users online, limits) from its admin listener', (y) =>
+      adminClientOptions(y).option('json', { type: 'boolean', default: false, describe: 'print the raw /status JSON' }),
+    async (argv) => {
+      const { statsCommand } = await import('./admin-client.js');
+      process.exitCode = await statsCommand({ admin: argv.admin as string | undefined, tokenFile: argv['token-file'] as string | undefined, config: argv.config as string | undefined, json: Boolean(argv.json) });
+    })
+    .command('admin set <name> <value>', 'change a limit of the running server: max-connections, max-per-ip, idle-timeout, preauth-timeout', (y) =>
+      adminClientOptions(y.positional('name', { type: 'string' }).positional('value', { type: 'string' })),
+    async (argv) => {
+      const { adminSetCommand } = await import('./admin-client.js');
+      process.exitCode = await adminSetCommand({ admin: argv.admin as string | undefined, tokenFile: argv['token-file'] as string | undefined, config: argv.config as string | undefined }, String(argv.name), String(argv.value));
     })
     .demandCommand(1, 'name a command: serve, demo or user (see --help)')
     .strict()

@@ -1,12 +1,21 @@
 /**
  * `popspool serve`: wires the typed Config into the spool store, the authenticator and the
- * listeners; recovers interrupted updates before accepting anyone; drains on SIGTERM/SIGINT.
+ * listeners and the admin listener; recovers interrupted updates before accepting anyone;
+ * reloads on SIGHUP (src/cli/control.ts); drains on SIGTERM/SIGINT.
  */
 import fs from 'node:fs';
 import type { Config } from '../config/settings.js';
 import { configureLogging, log } from '../obs/log.js';
+import { AdminServer } from '../obs/admin.js';
+import { Metrics } from '../obs/metrics.js';
+import { ServerControl, loggingOf, readTls, reload } from './control.js';
 import { PasswdFile } from '../auth/passwd-file.js';
-import { Pop3Server, type TlsCredentials } from '../server/server.js';
+import { ApopSecrets } from '../auth/apop.js';
+import { DEFAULT_THROTTLE, LoginThrottle } from '../auth/throttle.js';
+import { Pop3Server } from '../server/server.js';
+import { dropPrivileges } from '../server/privileges.js';
+import { listenFds } from '../server/systemd.js';
+import type { PeerInfo } from '../pop3/peer.js';
 import { SpoolStore } from '../spool/store.js';
 import { DEFAULT_LOCK_OPTIONS } from '../lock/index.js';
 import { PopspoolError } from '../errors.js';
@@ -15,6 +24,8 @@ export interface ServeOptions {
   readonly stdio: boolean;
   /** Called with the bound addresses once listening (demo mode prints how to connect). */
   readonly onListening?: (addresses: readonly { address: string; port: number }[]) => void;
+  /** Re-reads the config file with the original flags on top (SIGHUP); absent: nothing to re-read. */
+  readonly reloadConfig?: () => Config;
 }
 
 export function storeFor(config: Config): SpoolStore {
@@ -29,26 +40,28 @@ export function storeFor(config: Config): SpoolStore {
   });
 }
 
-function readTls(config: Config): TlsCredentials | undefined {
-  if (!config.tlsCert) return undefined;
-  try {
-    return { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey) };
-  } catch (err) {
-    throw new PopspoolError('CONFIG', `cannot read TLS key/certificate: ${(err as Error).message}`);
-  }
-}
-
-export async function serve(config: Config, opts: ServeOptions): Promise<void> {
-  configureLogging({ level: config.logLevel, format: config.logFormat });
+export async function serve(initial: Config, opts: ServeOptions): Promise<void> {
+  let config = initial;
+  configureLogging(loggingOf(config, opts.stdio));
   if (!fs.existsSync(config.users)) throw new PopspoolError('CONFIG', `users file ${config.users} does not exist (create it with "popspool user add NAME --users ${config.users}")`);
   const users = new PasswdFile(config.users);
   await users.load(); // a bad users file is a start-up error, not a stream of failed logins
+  const apop = config.apopSecrets ? new ApopSecrets(config.apopSecrets) : undefined;
+  await apop?.load();
   const store = storeFor(config);
   const recovered = await store.recoverAll();
   if (recovered > 0) log.warn('recovered interrupted updates at start-up', { count: recovered });
+  // systemd socket activation: the inherited sockets replace the configured listeners.
+  const activated = opts.stdio ? [] : listenFds();
+  if (activated.length > 0) log.info('socket activation', { fds: activated.map((a) => `${a.fd}${a.tls ? '(tls)' : ''}`).join(',') });
   const server = new Pop3Server({
-    listen: opts.stdio ? [] : config.listen,
-    listenTls: opts.stdio ? [] : config.listenTls,
+    listen: opts.stdio || activated.length > 0 ? [] : config.listen,
+    listenTls: opts.stdio || activated.length > 0 ? [] : config.listenTls,
+    activated,
+    proxyTrusted: config.proxyTrusted,
+    authFailureDelayMs: config.authFailureDelay * 1000,
+    throttle: throttleFor(config),
+    ...(apop ? { apop } : {}),
     tls: readTls(config),
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxPerIp,
@@ -59,7 +72,9 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     authenticator: users,
   });
   if (opts.stdio) {
-    await server.serveStream(await stdioConnection());
+    const conn = await stdioConnection();
+    privileges(config);
+    await server.serveStream(conn.stream, conn.peer);
     return;
   }
   let bound;
@@ -69,39 +84,113 @@ export async function serve(config: Config, opts: ServeOptions): Promise<void> {
     const e = err as NodeJS.ErrnoException;
     throw new PopspoolError('CONFIG', `cannot listen: ${e.code ?? ''} ${e.message}`.trim());
   }
+  // Bound (as root if need be); now, before the first accept callback runs, give root up.
+  privileges(config);
   for (const b of bound) log.info('listening', { address: b.address, port: b.port });
+  let draining = false;
+  const control = new ServerControl(server, () => config, () => draining);
+  const admin = config.adminListen ? await startAdmin(config, control) : undefined;
   opts.onListening?.(bound);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutting down; waiting for updates in progress', { signal });
-    void server.close().then(() => process.exit(0));
+
+  const stop = (signal: string): void => {
+    if (draining) return;
+    draining = true;
+    void drain(server, config.drainTimeout * 1000, signal)
+      .then(() => admin?.close())
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    try {
-      const creds = readTls(config);
-      if (creds) server.setSecureContext(creds);
-      log.info('SIGHUP: TLS credentials reloaded');
-    } catch (err) {
-      log.error('SIGHUP: reload failed', { error: (err as Error).message });
-    }
+    void reload(opts.reloadConfig, config, { server, users, admin, control, stdio: opts.stdio }).then((next) => (config = next));
   });
 }
 
-/**
- * inetd/xinetd/systemd Accept=yes hand us the connection as fd 0. When it is a socket, use it as
- * one, so the peer address (and with it the plaintext-auth policy and the logs) is the real
- * client's; a pipe (a local test, ssh forced command) counts as local.
- */
-async function stdioConnection(): Promise<import('node:stream').Duplex> {
-  const st = fs.fstatSync(0);
-  if (st.isSocket()) {
-    const net = await import('node:net');
-    return new net.Socket({ fd: 0, readable: true, writable: true });
+async function startAdmin(config: Config, control: ServerControl): Promise<AdminServer> {
+  const metrics = new Metrics();
+  metrics.attach(control);
+  let admin: AdminServer;
+  try {
+    admin = new AdminServer(control, metrics, { listen: config.adminListen, tokenFile: config.adminTokenFile || undefined });
+  } catch (err) {
+    throw new PopspoolError('CONFIG', `admin-token-file: ${(err as Error).message}`);
   }
-  const { Duplex } = await import('node:stream');
-  return Duplex.from({ readable: process.stdin, writable: process.stdout });
+  try {
+    const a = await admin.listen();
+    log.info('admin listening', { address: a.address, port: a.port, token: Boolean(config.adminTokenFile) });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new PopspoolError('CONFIG', `cannot listen on admin-listen ${config.adminListen}: ${e.code ?? e.message}`);
+  }
+  return admin;
+}
+
+/**
+ * SIGTERM: stop accepting at once, let sessions finish on their own for up to `timeoutMs`, then
+ * end the rest at their next safe point (Pop3Server.close never interrupts an UPDATE).
+ */
+export async function drain(server: Pop3Server, timeoutMs: number, signal: string): Promise<void> {
+  log.info('draining: no longer accepting connections', { signal, sessions: server.connectionCount, timeout_s: timeoutMs / 1000 });
+  await server.stopListening();
+  const deadline = Date.now() + timeoutMs;
+  while (server.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+  if (server.connectionCount > 0) log.info('drain timeout: ending remaining sessions (updates in progress complete first)', { sessions: server.connectionCount });
+  await server.close();
+  log.info('stopped');
+}
+
+/** How often a drain looks whether the last session has ended. */
+const DRAIN_POLL_MS = 100;
+
+export function throttleFor(config: Config): LoginThrottle {
+  return new LoginThrottle({
+    ...DEFAULT_THROTTLE,
+    baseDelayMs: config.authFailureDelay * 1000,
+    maxDelayMs: config.authFailureDelayMax * 1000,
+    blockIpAfter: config.authBlockIpAfter,
+    blockUserAfter: config.authBlockUserAfter,
+    windowMs: config.authPenaltyWindow * 1000,
+  });
+}
+
+/** --user/--group: switch identity (a ConfigError, exit 2, when it cannot be done). */
+function privileges(config: Config): void {
+  const ids = dropPrivileges({ user: config.user, group: config.group });
+  if (!ids) return;
+  log.info('dropped privileges', { user: config.user || undefined, group: config.group || undefined, uid: ids.uid, gid: ids.gid });
+  // Sessions need state-dir (session locks, caches, journals): say so now, not at every login.
+  try {
+    fs.accessSync(config.stateDir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw new PopspoolError('CONFIG', `state-dir ${config.stateDir} is not writable by uid ${ids.uid} gid ${ids.gid} after dropping privileges (chown it to the service user)`);
+  }
+}
+
+/**
+ * inetd/xinetd/systemd Accept=yes hand us the connection as fd 0. When it is a TCP socket, use
+ * it as one, so the peer address (and with it the plaintext-auth policy and the logs) is the
+ * real client's. Behind a launcher that hands us a socketpair or pipes instead (socat EXEC,
+ * ucspi-tcp's tcpserver), the client's address comes from the launcher's environment
+ * (SOCAT_PEERADDR, TCPREMOTEIP) and is then treated as remote; with neither, a pipe or Unix
+ * socket (a local test, an ssh forced command) counts as local.
+ */
+async function stdioConnection(): Promise<{ stream: import('node:stream').Duplex; peer: PeerInfo }> {
+  const st = fs.fstatSync(0);
+  const net = await import('node:net');
+  const launcherPeer = [process.env.SOCAT_PEERADDR, process.env.TCPREMOTEIP].find((a) => a && net.isIP(a) !== 0);
+  let stream: import('node:stream').Duplex;
+  let tcpPeer: string | undefined;
+  // One socket on fd 0 and fd 1 (inetd dup()s it): use it both ways. Separate descriptors
+  // (node's and many supervisors' stdio are two socketpairs) must stay separate.
+  const st1 = fs.fstatSync(1);
+  if (st.isSocket() && st1.isSocket() && st.ino === st1.ino && st.dev === st1.dev) {
+    const sock = new net.Socket({ fd: 0, readable: true, writable: true });
+    tcpPeer = sock.remoteAddress;
+    stream = sock;
+  } else {
+    const { Duplex } = await import('node:stream');
+    stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
+  }
+  const remoteAddress = tcpPeer ?? launcherPeer;
+  return { stream, peer: remoteAddress ? { remoteAddress, tls: false } : { remoteAddress: '', tls: false, local: true } };
 }

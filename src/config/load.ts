@@ -114,6 +114,7 @@ export function buildConfig(file: string | undefined, flags: Record<string, unkn
 /** Rules that involve more than one setting. */
 function validateWhole(c: Config): void {
   for (const addr of [...c.listen, ...c.listenTls]) parseHostPort(addr);
+  if (c.adminListen) parseHostPort(c.adminListen);
   if (c.listenTls.length > 0 && (!c.tlsCert || !c.tlsKey)) {
     throw new ConfigError('listen-tls needs tls-cert and tls-key');
   }

@@ -118,14 +118,84 @@ export const SETTINGS = [
     why: 'Passwords in clear text are readable on the wire; loopback and stdio pipes are always accepted.',
   }),
   s({
+    name: 'auth-failure-delay', kind: 'seconds', default: 2, min: 0, max: 60,
+    summary: 'seconds before answering the first failed login; doubles with each further failure',
+    why: 'Slows password guessing without slowing anyone who types the right password (Dovecot auth_failure_delay is 2 s). The delay doubles per failure from the same address or for the same name, up to auth-failure-delay-max. It never blocks other sessions.',
+  }),
+  s({
+    name: 'auth-failure-delay-max', kind: 'seconds', default: 15, min: 0, max: 300,
+    summary: 'ceiling of the doubling failed-login delay',
+    why: 'Dovecot caps its auth penalty at 15 s: long enough to make guessing slow, short enough that a user with a typo is not punished for long.',
+  }),
+  s({
+    name: 'auth-block-ip-after', kind: 'integer', default: 10, min: 0, max: 1_000_000,
+    summary: 'failed logins from one address before it is refused with [LOGIN-DELAY] (0: never)',
+    why: 'Delays alone do not stop a guesser that opens many connections in parallel. Past this many failures within auth-penalty-window, every login from the address is refused without checking the password, until the window passes. Behind a balancer, enable proxy-trusted so this counts real clients, not the balancer.',
+  }),
+  s({
+    name: 'auth-block-user-after', kind: 'integer', default: 20, min: 0, max: 1_000_000,
+    summary: 'failed logins for one user name (from anywhere) before it is refused with [LOGIN-DELAY] (0: never)',
+    why: 'Stops a guesser spread over many addresses. It also lets anyone lock a user out for one auth-penalty-window by failing on purpose, so the threshold is higher than the per-address one; set 0 where that denial of service matters more. Unknown names are counted too, so the refusal reveals nothing.',
+  }),
+  s({
+    name: 'auth-penalty-window', kind: 'seconds', default: 900, min: 1, max: 86400,
+    summary: 'seconds after the last failure that failure counts (and blocks) are forgotten',
+    why: 'Fifteen minutes lets a blocked user in again soon while keeping a guesser at a handful of attempts per quarter hour. A successful login clears the user name\'s count.',
+  }),
+  s({
+    name: 'apop-secrets', kind: 'path', default: '',
+    summary: 'APOP secrets file (user:secret lines); enables APOP and the greeting timestamp (empty: off)',
+    why: 'APOP (RFC 1939 §7) avoids sending the password but needs a plaintext-equivalent secret on the server, so it lives in its own file (mode 0600), as Qpopper\'s popauth did. Off by default because a greeting timestamp makes curl try APOP first.',
+  }),
+  s({
+    name: 'proxy-trusted', kind: 'list', default: [] as string[],
+    summary: 'addresses/CIDRs of balancers whose connections start with a PROXY v1/v2 header (repeatable)',
+    why: 'Behind HAProxy (send-proxy, send-proxy-v2) or nginx, every client would otherwise appear as the balancer: per-IP limits, throttling and logs need the real address. Only listed peers may send the header, and they must send it within 5 s; others are served as plain POP3 clients.',
+  }),
+  s({
+    name: 'user', kind: 'string', default: '',
+    summary: 'after binding the listeners, switch to this user (name or uid; needs root)',
+    why: 'Start as root to bind 110/995, then serve as an unprivileged user, before any client input is read. Use a dedicated account (e.g. popspool) that owns state-dir.',
+  }),
+  s({
+    name: 'group', kind: 'string', default: '',
+    summary: 'group to switch to with user (e.g. mail; default: the user\'s primary group)',
+    why: 'On Debian /var/mail is root:mail 2775 and spools are USER:mail 0660, so group mail can read and write spools and create USER.lock dotlocks.',
+  }),
+  s({
     name: 'log-level', kind: 'enum', default: 'info', choices: ['error', 'warn', 'info', 'debug'],
     summary: 'log verbosity',
     why: 'info logs one summary line per session and every failed login; debug adds cache and lock decisions.',
   }),
   s({
-    name: 'log-format', kind: 'enum', default: 'text', choices: ['text', 'json'],
-    summary: 'log line format on stderr',
-    why: 'text is key=value lines for people and journald; json is one object per line for log shippers.',
+    name: 'log-format', kind: 'enum', default: 'auto', choices: ['auto', 'text', 'json', 'journal', 'syslog'],
+    summary: 'where and how to log: auto, text, json, journal (stderr with <N> priorities) or syslog',
+    why: 'auto picks what the environment expects: journal under systemd (JOURNAL_STREAM is set), syslog in inetd mode when stderr is the client socket, else text (ISO time, level, message, key=value) for a terminal. json is one object per line for log shippers; syslog sends to syslog-path with facility log-facility. docs/logging.md lists every line.',
+  }),
+  s({
+    name: 'log-facility', kind: 'enum', default: 'mail', choices: ['mail', 'daemon', 'auth', 'authpriv', 'user', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'],
+    summary: 'syslog facility when log-format is syslog',
+    why: 'mail is where mail administrators look and what Qpopper\'s "set log-facility = mail" selects; popa3d\'s daemon default hides POP logins among unrelated services.',
+  }),
+  s({
+    name: 'syslog-path', kind: 'path', default: '/dev/log',
+    summary: 'unix datagram socket of the syslog daemon',
+    why: 'The standard local syslog socket. If it does not exist, logging falls back to stderr (or to nothing in inetd mode, where stderr is the client).',
+  }),
+  s({
+    name: 'admin-listen', kind: 'string', default: '',
+    summary: 'admin HTTP listener HOST:PORT for /metrics, /healthz, /status and runtime changes (empty: off)',
+    why: 'Off by default: an operator turns it on deliberately. A bare ":PORT" binds 127.0.0.1 only, since /status names users online and POST /limits changes the server; 127.0.0.1:9110 is the conventional choice. Prometheus scrapes /metrics, load balancers probe /healthz.',
+  }),
+  s({
+    name: 'admin-token-file', kind: 'path', default: '',
+    summary: 'file holding a bearer token the admin listener requires (empty: none)',
+    why: 'On a shared host, loopback is not private: anyone with a shell could change limits. With a token file (mode 0600), requests need "Authorization: Bearer TOKEN"; /healthz stays open for load balancers. Re-read on SIGHUP.',
+  }),
+  s({
+    name: 'drain-timeout', kind: 'seconds', default: 30, min: 0, max: 3600,
+    summary: 'on SIGTERM, seconds to let sessions finish before ending them',
+    why: 'SIGTERM stops accepting at once, then gives running sessions this long to QUIT on their own (a download in progress completes). Sessions still open are then ended at their next safe point: an UPDATE in progress is never interrupted.',
   }),
 ] as const;
 
@@ -151,8 +221,22 @@ export interface Config {
   readonly maxConnections: number;
   readonly maxPerIp: number;
   readonly allowPlaintextAuth: boolean;
+  readonly authFailureDelay: number;
+  readonly authFailureDelayMax: number;
+  readonly authBlockIpAfter: number;
+  readonly authBlockUserAfter: number;
+  readonly authPenaltyWindow: number;
+  readonly apopSecrets: string;
+  readonly proxyTrusted: readonly string[];
+  readonly user: string;
+  readonly group: string;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
-  readonly logFormat: 'text' | 'json';
+  readonly logFormat: 'auto' | 'text' | 'json' | 'journal' | 'syslog';
+  readonly logFacility: string;
+  readonly syslogPath: string;
+  readonly adminListen: string;
+  readonly adminTokenFile: string;
+  readonly drainTimeout: number;
 }
 
 export function camel(name: string): string {

@@ -66,6 +66,17 @@ function auth(ctx: CommandContext, args: readonly string[]): Outcome | Promise<O
   return { kind: 'continue', text: '', next: async (line) => plainResponse(ctx, line) };
 }
 
+/**
+ * https://www.rfc-editor.org/rfc/rfc1939#section-7 — APOP name digest. Only when a secrets file
+ * is configured (the greeting then carries the timestamp). The password never crosses the
+ * wire, so APOP is allowed where plaintext logins are not.
+ */
+function apop(ctx: CommandContext, args: readonly string[]): Outcome | Promise<Outcome> {
+  ctx.pendingUser = undefined;
+  if (!ctx.apopTimestamp) return err('APOP not available');
+  return ctx.apopLogin(args[0]!, args[1]!);
+}
+
 /** https://www.rfc-editor.org/rfc/rfc2595#section-4 — STLS. */
 function stls(ctx: CommandContext): Outcome {
   if (!ctx.stlsAvailable) return err(ctx.tlsActive ? 'TLS already active' : 'STLS not available');
@@ -84,6 +95,7 @@ export const AUTHORIZATION_COMMANDS: readonly CommandSpec[] = [
   { verb: 'USER', states: ['AUTHORIZATION'], minArgs: 1, maxArgs: 1, credentials: true, handler: user },
   { verb: 'PASS', states: ['AUTHORIZATION'], minArgs: 1, maxArgs: 1, restOfLine: true, credentials: true, handler: pass },
   { verb: 'AUTH', states: ['AUTHORIZATION'], minArgs: 0, maxArgs: 2, credentials: true, handler: auth },
+  { verb: 'APOP', states: ['AUTHORIZATION'], minArgs: 2, maxArgs: 2, handler: apop },
   { verb: 'STLS', states: ['AUTHORIZATION'], minArgs: 0, maxArgs: 0, handler: stls },
   { verb: 'QUIT', states: ['AUTHORIZATION'], minArgs: 0, maxArgs: 0, handler: quitAuthorization },
 ];

@@ -24,6 +24,10 @@ export interface CommandContext {
   pendingUser: string | undefined;
   /** Verify credentials, open the maildrop and enter TRANSACTION; the reply for PASS/AUTH. */
   login(user: string, password: string): Promise<Outcome>;
+  /** The greeting's APOP timestamp, or '' when APOP is not configured. */
+  readonly apopTimestamp: string;
+  /** RFC 1939 §7: check an APOP digest, then as login(). */
+  apopLogin(user: string, digest: string): Promise<Outcome>;
   /** Begin the TLS handshake after the reply to STLS has been written. */
   requestTls(): void;
   /** The open maildrop (TRANSACTION only; the gatekeeper guarantees it). */

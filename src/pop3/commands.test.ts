@@ -23,6 +23,11 @@ function fakeContext(over: Partial<CommandContext> = {}): CommandContext & { log
       logins.push([u, p]);
       return { kind: 'ok', text: 'in' } as const;
     },
+    apopTimestamp: '',
+    async apopLogin(u: string, d: string) {
+      logins.push([u, `APOP ${d}`]);
+      return { kind: 'ok', text: 'in' } as const;
+    },
     requestTls() {},
     get maildrop(): never {
       throw new Error('no maildrop');

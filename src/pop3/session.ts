@@ -11,10 +11,13 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
+import { apopTimestamp, type ApopSecrets } from '../auth/apop.js';
+import type { LoginThrottle } from '../auth/throttle.js';
 import type { Authenticator } from '../auth/types.js';
 import { validateUsername } from '../auth/username.js';
+import { serverEvents } from '../obs/events.js';
 import { log } from '../obs/log.js';
-import type { DropOpener } from '../spool/drop.js';
+import type { DropOpener, UpdateOutcome } from '../spool/drop.js';
 import type { CommandContext, SessionState } from './command-types.js';
 import { Dispatcher } from './commands.js';
 import { LineReader, type LineEvent } from './line-reader.js';
@@ -40,12 +43,18 @@ export interface SessionOptions {
   readonly authFailureDelayMs: number;
   /** Failed logins on one connection before we hang up. */
   readonly maxAuthFailures: number;
+  /** Failed-login throttle shared by all sessions; when set, it decides the failure delay. */
+  readonly throttle?: LoginThrottle;
+  /** APOP secrets (RFC 1939 §7); when set the greeting carries a timestamp. */
+  readonly apop?: ApopSecrets;
 }
 
 /** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
 const CORK_BYTES = 16 * 1024;
 /** After a final reply, how long a peer that does not read may keep the socket open. */
 const HANGUP_GRACE_MS = 2000;
+/** A timeout that fires while a handler works (login, lock wait, UPDATE) looks again this much later. */
+const BUSY_RECHECK_MS = 1000;
 
 export type EndReason = 'quit' | 'disconnect' | 'timeout' | 'bad-commands' | 'auth-failures' | 'shutdown' | 'error';
 
@@ -74,12 +83,18 @@ export class Pop3Session implements CommandContext {
   private authFailures = 0;
   private endReason: EndReason = 'disconnect';
   private updateCase = '';
+  private updateOutcome: UpdateOutcome | undefined;
+  /** Session number in log lines and events (src/obs/events.ts). */
+  readonly id = serverEvents.sessionId();
+  private bytesIn = 0;
+  private bytesOut = 0;
   private readonly started = Date.now();
   private resolveDone!: () => void;
 
   constructor(stream: Duplex, private readonly peer: PeerInfo, private readonly opts: SessionOptions) {
     this.stream = stream;
     this.tls = peer.tls;
+    this.apopTimestamp = opts.apop ? apopTimestamp() : '';
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -109,29 +124,64 @@ export class Pop3Session implements CommandContext {
     this.tlsRequested = true;
   }
 
-  async login(user: string, password: string): Promise<Outcome> {
+  /** RFC 1939 §7 timestamp of this connection's greeting ('' when APOP is off). */
+  readonly apopTimestamp: string;
+
+  login(user: string, password: string): Promise<Outcome> {
     const secure = plaintextAuthAllowed(this.peer, this.tls, false);
+    return this.authenticate(user, () => this.opts.authenticator.verify(user, password, { remoteAddress: this.peer.remoteAddress, secure }));
+  }
+
+  apopLogin(user: string, digest: string): Promise<Outcome> {
+    const apop = this.opts.apop;
+    if (!apop) return Promise.resolve(err('APOP not available'));
+    return this.authenticate(user, () => apop.verify(user, this.apopTimestamp, digest));
+  }
+
+  /**
+   * The one login path (USER/PASS, AUTH PLAIN, APOP): throttle check, credential check, the
+   * same reply and delay for an unknown user and a wrong password, then the maildrop.
+   */
+  private async authenticate(user: string, check: () => Promise<boolean>): Promise<Outcome> {
+    const throttle = this.opts.throttle;
+    const verdict = throttle?.check(this.peer.remoteAddress, user);
+    if (verdict?.blocked) {
+      // RFC 2449 §8.1.1 [LOGIN-DELAY]: fetchmail and others retry later instead of giving up.
+      this.authFailures++;
+      log.warn('authentication refused: too many failures', { rip: this.peer.remoteAddress, user, by: verdict.by, retry_after_s: Math.ceil(verdict.retryAfterMs / 1000), session: this.id });
+      serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'fail' });
+      const reply = err('too many failed logins; try again later', 'LOGIN-DELAY');
+      return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
+    }
     let good: boolean;
     try {
-      good = await this.opts.authenticator.verify(user, password, { remoteAddress: this.peer.remoteAddress, secure });
+      good = await check();
     } catch (e) {
-      log.error('authenticator failed', { rip: this.peer.remoteAddress, error: String(e) });
+      log.error('authenticator failed', { rip: this.peer.remoteAddress, session: this.id, error: String(e) });
+      serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'error' });
       return err('authentication service unavailable', 'SYS/TEMP');
     }
     // An authenticator that accepts a name we could not safely map to a spool is still a failure.
     if (!good || !validateUsername(user)) {
       this.authFailures++;
-      log.warn('authentication failed', { user, rip: this.peer.remoteAddress, tls: this.tls, failures: this.authFailures });
-      if (this.opts.authFailureDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.authFailureDelayMs).unref());
+      // rip first and fixed: fail2ban matches "authentication failed rip=<HOST>" (docs/logging.md),
+      // so a hostile user name later in the line cannot frame another address.
+      log.warn('authentication failed', { rip: this.peer.remoteAddress, user, tls: this.tls, failures: this.authFailures, session: this.id });
+      serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'fail' });
+      const delay = throttle ? throttle.fail(this.peer.remoteAddress, user) : this.opts.authFailureDelayMs;
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
       const reply = err('authentication failed', 'AUTH');
       return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
     }
+    throttle?.succeed(this.peer.remoteAddress, user);
     let drop;
     try {
       drop = await this.opts.dropOpener.open(user);
     } catch (e) {
       // RFC 2449 §8.1.2: [IN-USE] etc. tell fetchmail this is not a wrong password.
-      log.warn('maildrop open failed', { user, rip: this.peer.remoteAddress, error: String(e) });
+      log.warn('maildrop open failed', { user, rip: this.peer.remoteAddress, session: this.id, error: String(e) });
+      const inUse = (e as { code?: string }).code === 'IN_USE';
+      serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: inUse ? 'inuse' : 'error' });
       return errorOutcome(e);
     }
     if (this.closed) {
@@ -141,6 +191,12 @@ export class Pop3Session implements CommandContext {
     this.md = new Maildrop(drop);
     this.user = user;
     this.state = 'TRANSACTION';
+    const info = drop.info;
+    log.info('login', { user, rip: this.peer.remoteAddress, tls: this.tls, session: this.id, mode: info.mode, cache: info.cache, lock_wait_ms: info.lockWaitMs });
+    serverEvents.emit('login', {
+      id: this.id, rip: this.peer.remoteAddress, result: 'ok', user,
+      mode: info.mode, cache: info.cache, lockWaitMs: info.lockWaitMs, ...(info.bytesScanned === undefined ? {} : { bytesScanned: info.bytesScanned }),
+    });
     return ok(`${user} has ${this.md.count} messages (${this.md.octets} octets)`);
   }
 
@@ -150,6 +206,7 @@ export class Pop3Session implements CommandContext {
     try {
       const res = await md.update();
       this.updateCase = res.case;
+      this.updateOutcome = res;
       return ok(`popspool signing off (${md.count} messages left)`);
     } catch (e) {
       this.updateCase = 'failed';
@@ -167,6 +224,7 @@ export class Pop3Session implements CommandContext {
 
   /** Send the greeting and serve until the session ends. */
   start(): void {
+    serverEvents.emit('session-start', { id: this.id, rip: this.peer.remoteAddress, tls: this.tls });
     this.attach(this.stream);
     this.armTimer();
     this.loop()
@@ -185,7 +243,7 @@ export class Pop3Session implements CommandContext {
   }
 
   private async loop(): Promise<void> {
-    this.send('+OK popspool ready\r\n');
+    this.send(`+OK popspool ready${this.apopTimestamp ? ' ' + this.apopTimestamp : ''}\r\n`);
     let continuation: ((line: string) => Promise<Outcome>) | undefined;
     for (;;) {
       if (this.closed) return;
@@ -349,20 +407,40 @@ export class Pop3Session implements CommandContext {
     }
     const md = this.md ?? this.lastMd;
     const c = md?.counters;
+    const u = this.updateOutcome;
+    let deleBytes = 0;
+    if (md) for (const i of md.deleted) deleBytes += md.drop.messages[i]?.size ?? 0;
+    const durationMs = Date.now() - this.started;
     log.info('session end', {
       user: this.user || undefined,
       rip: this.peer.remoteAddress,
       tls: this.tls,
+      session: this.id,
       retr: c?.retr ?? 0,
       retr_bytes: c?.retrBytes ?? 0,
       top: c?.top ?? 0,
       top_bytes: c?.topBytes ?? 0,
       dele: c?.dele ?? 0,
+      dele_bytes: deleBytes,
       mode: md?.drop.info.mode,
+      cache: md?.drop.info.cache,
       lock_wait_ms: md?.drop.info.lockWaitMs,
       update: this.updateCase || 'none',
-      duration_ms: Date.now() - this.started,
+      update_ms: u?.durationMs,
+      update_lock_wait_ms: u?.lockWaitMs,
+      rewritten: u?.bytesRewritten,
+      in: this.bytesIn,
+      out: this.bytesOut,
+      duration_ms: durationMs,
       end: this.endReason,
+    });
+    serverEvents.emit('session-end', {
+      id: this.id, rip: this.peer.remoteAddress, ...(this.user ? { user: this.user } : {}), tls: this.tls,
+      ...(md ? { mode: md.drop.info.mode } : {}),
+      retr: c?.retr ?? 0, retrBytes: c?.retrBytes ?? 0, top: c?.top ?? 0, topBytes: c?.topBytes ?? 0,
+      dele: c?.dele ?? 0, deleBytes, update: this.updateCase || 'none',
+      ...(u ? { updateMs: u.durationMs, updateLockWaitMs: u.lockWaitMs, bytesRewritten: u.bytesRewritten } : {}),
+      bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, end: this.endReason,
     });
     this.resolveDone();
   }
@@ -370,7 +448,9 @@ export class Pop3Session implements CommandContext {
   // ---- I/O ------------------------------------------------------------------------------
 
   private readonly onData = (chunk: Buffer | string): void => {
-    this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    this.bytesIn += buf.length;
+    this.reader.push(buf);
     this.stream.pause();
     this.armTimer();
   };
@@ -429,6 +509,7 @@ export class Pop3Session implements CommandContext {
     }
     if (this.closed) return;
     this.armTimer();
+    this.bytesOut += data.length;
     if (!this.stream.write(data)) await this.wait('drain');
   }
 
@@ -459,9 +540,13 @@ export class Pop3Session implements CommandContext {
     for (const w of [...this.wakers]) w();
   }
 
-  /** Idle timer: pre-auth or post-auth limit; not counted while a handler works (lock waits, UPDATE). */
+  /**
+   * Before login the limit is a deadline from connect, not an idle time: a slowloris client
+   * trickling a byte at a time must not hold a slot forever. After login it is the idle time.
+   * Not counted while a handler works (lock waits, UPDATE).
+   */
   private armTimer(): void {
-    const ms = this.state === 'AUTHORIZATION' ? this.opts.preauthTimeoutMs : this.opts.idleTimeoutMs;
+    const ms = this.state === 'AUTHORIZATION' ? Math.max(0, this.started + this.opts.preauthTimeoutMs - Date.now()) : this.opts.idleTimeoutMs;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.onTimeout(), ms);
     this.timer.unref();
@@ -469,7 +554,10 @@ export class Pop3Session implements CommandContext {
 
   private onTimeout(): void {
     if (this.busy || this.closed) {
-      if (!this.closed) this.armTimer();
+      if (!this.closed) {
+        this.timer = setTimeout(() => this.onTimeout(), BUSY_RECHECK_MS);
+        this.timer.unref();
+      }
       return;
     }
     this.endReason = 'timeout';

@@ -4,7 +4,7 @@
  * `child: true`, as a separate `bin/popspool serve` process (for tests that kill it or need
  * process-owned locks).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import { buildConfig } from '../../src/config/load.js';
 import { storeFor } from '../../src/cli/serve.js';
-import { Pop3Server } from '../../src/server/server.js';
+import { Pop3Server, type ServerOptions } from '../../src/server/server.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const FIXTURES = path.join(ROOT, 'spool-fixtures');
@@ -20,6 +20,8 @@ export const BIN = path.join(ROOT, 'bin', 'popspool');
 
 export interface TestServer {
   readonly port: number;
+  /** The implicit-TLS port (when started with `tls: true`). */
+  readonly tlsPort?: number;
   readonly dir: string;
   spoolPath(user: string): string;
   stop(): Promise<void>;
@@ -35,6 +37,18 @@ export interface TestServerOptions {
   /** Run as a child process. */
   readonly child?: boolean;
   readonly env?: Record<string, string>;
+  /** Make a self-signed certificate with the openssl CLI: STLS on `port`, implicit TLS on `tlsPort`. */
+  readonly tls?: boolean;
+  /** In-process only: Pop3Server options that have no setting or must differ from the defaults. */
+  readonly serverOptions?: Partial<ServerOptions>;
+}
+
+/** A self-signed localhost certificate made by the openssl CLI into `dir`. */
+export function makeCertificate(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  return { cert, key };
 }
 
 export const passwordOf = (opts: TestServerOptions, user: string): string => opts.passwords?.[user] ?? `pw-${user}`;
@@ -53,18 +67,23 @@ export async function startServer(opts: TestServerOptions): Promise<TestServer> 
     listen: ['127.0.0.1:0'], spool: path.join(dir, 'mail', '%u'), users: path.join(dir, 'users'),
     'state-dir': path.join(dir, 'state'), 'lock-timeout': '2', 'log-level': 'warn', ...opts.settings,
   };
+  if (opts.tls) {
+    const { cert, key } = makeCertificate(dir);
+    Object.assign(settings, { 'tls-cert': cert, 'tls-key': key, 'listen-tls': ['127.0.0.1:0'] });
+  }
   const spoolPath = (user: string) => path.join(dir, 'mail', user);
   if (opts.child) return startChild(dir, settings, spoolPath, opts.env ?? {});
   const config = buildConfig(undefined, settings);
   const auth = new PasswdFile(config.users);
   await auth.load();
   const server = new Pop3Server({
-    listen: config.listen, dropOpener: storeFor(config), authenticator: auth,
-    authFailureDelayMs: 0, idleTimeoutMs: config.idleTimeout * 1000,
+    listen: config.listen, listenTls: config.listenTls, dropOpener: storeFor(config), authenticator: auth,
+    ...(config.tlsCert ? { tls: { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey) } } : {}),
+    authFailureDelayMs: 0, idleTimeoutMs: config.idleTimeout * 1000, ...opts.serverOptions,
   });
-  const [bound] = await server.listen();
+  const [bound, tlsBound] = await server.listen();
   return {
-    port: bound!.port, dir, spoolPath,
+    port: bound!.port, dir, spoolPath, ...(tlsBound ? { tlsPort: tlsBound.port } : {}),
     stop: async () => {
       await server.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -86,17 +105,18 @@ async function startChild(dir: string, settings: Record<string, unknown>, spoolP
     env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
+  const wanted = (settings.listen as unknown[]).length + ((settings['listen-tls'] as unknown[] | undefined)?.length ?? 0);
+  const [port, tlsPort] = await new Promise<number[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 15000);
     child.stderr!.on('data', (d: Buffer) => {
       log += d.toString();
-      const m = /listening address=\S+ port=(\d+)/.exec(log);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      const ports = [...log.matchAll(/listening address=\S+ port=(\d+)/g)].map((m) => Number(m[1]));
+      if (ports.length >= wanted) { clearTimeout(timer); resolve(ports); }
     });
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}: ${log}`)); });
   });
   return {
-    port, dir, spoolPath,
+    port: port!, dir, spoolPath, ...(tlsPort ? { tlsPort } : {}),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

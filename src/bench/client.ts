@@ -1,0 +1,194 @@
+/**
+ * The bench's own POP3 client: a plain Node socket with noDelay, one command at a time, that
+ * streams multi-line replies through an un-stuffing SHA-256 sink, so a 1 GB RETR is verified in
+ * bounded memory. Every retrieved message is compared with the generator's digest.
+ */
+import crypto from 'node:crypto';
+import net from 'node:net';
+import type { MessageDigest } from './generator.js';
+
+/** A reply line longer than this is a broken server, not a slow one. */
+const MAX_STATUS_LINE = 4096;
+/** No single step of a bench session should take longer; a hung peer fails the run instead of the bench. */
+export const CLIENT_TIMEOUT_MS = 300_000;
+
+const LF_DOT = Buffer.from('\n.');
+
+/**
+ * Receives the bytes of a multi-line reply after its status line: removes the stuffed dot of
+ * lines starting with "..", stops at the ".\r\n" line, and hashes and counts everything else.
+ * Only "\n." sequences need a look, so it runs at memory speed with Buffer.indexOf.
+ */
+export class MultilineSink {
+  private readonly hash = crypto.createHash('sha256');
+  octets = 0;
+  private atLineStart = true;
+  private pending: Buffer | null = null;
+
+  /** Feeds bytes; returns the bytes after the terminating line once it is seen, else null. */
+  feed(chunk: Buffer): Buffer | null {
+    let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let pos = 0;
+    for (;;) {
+      if (this.atLineStart) {
+        if (pos >= data.length) return null;
+        if (data[pos] === 0x2e) {
+          if (data.length - pos < 3) {
+            this.pending = data.subarray(pos);
+            return null;
+          }
+          if (data[pos + 1] === 0x0d && data[pos + 2] === 0x0a) return data.subarray(pos + 3);
+          if (data[pos + 1] === 0x2e) pos++; // stuffed: drop one dot
+        }
+        this.atLineStart = false;
+      }
+      const idx = data.indexOf(LF_DOT, pos);
+      const end = idx === -1 ? data.length : idx + 1;
+      this.update(data.subarray(pos, end));
+      if (idx === -1) {
+        this.atLineStart = data[data.length - 1] === 0x0a;
+        return null;
+      }
+      pos = end;
+      this.atLineStart = true;
+    }
+  }
+
+  private update(b: Buffer): void {
+    if (b.length === 0) return;
+    this.hash.update(b);
+    this.octets += b.length;
+  }
+
+  digest(): MessageDigest {
+    return { octets: this.octets, sha256: this.hash.digest('hex') };
+  }
+}
+
+export class Pop3Error extends Error {}
+
+/** One POP3 connection. Replies are awaited one at a time. */
+export class Pop3Client {
+  private buf: Buffer = Buffer.alloc(0);
+  private waiter: (() => void) | null = null;
+  private sink: { s: MultilineSink; done: (d: MessageDigest) => void } | null = null;
+  private closed = false;
+  private error: Error | null = null;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setNoDelay(true);
+    sock.on('data', (chunk: Buffer) => this.onData(chunk));
+    sock.on('error', (e) => { this.error = e; this.wake(); });
+    sock.on('close', () => { this.closed = true; this.wake(); });
+    sock.setTimeout(CLIENT_TIMEOUT_MS, () => { this.error = new Pop3Error('client timeout'); sock.destroy(); this.wake(); });
+  }
+
+  static async connect(port: number, host = '127.0.0.1'): Promise<Pop3Client> {
+    const sock = net.connect({ port, host });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    const c = new Pop3Client(sock);
+    await c.status(); // greeting
+    return c;
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.sink) {
+      const rest = this.sink.s.feed(chunk);
+      if (rest === null) return;
+      const s = this.sink;
+      this.sink = null;
+      s.done(s.s.digest());
+      if (rest.length === 0) return;
+      chunk = rest;
+    }
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.wake();
+  }
+
+  /** Reads one status line; throws on -ERR unless `allowErr`. */
+  async status(allowErr = false): Promise<string> {
+    for (;;) {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl !== -1) {
+        const line = this.buf.subarray(0, nl).toString('latin1').replace(/\r$/, '');
+        this.buf = this.buf.subarray(nl + 1);
+        if (!line.startsWith('+OK') && !allowErr) throw new Pop3Error(`server said: ${line}`);
+        return line;
+      }
+      if (this.buf.length > MAX_STATUS_LINE) throw new Pop3Error('status line too long');
+      if (this.error) throw this.error;
+      if (this.closed) throw new Pop3Error('connection closed');
+      await new Promise<void>((r) => { this.waiter = r; });
+    }
+  }
+
+  async cmd(line: string, allowErr = false): Promise<string> {
+    if (this.closed) throw new Pop3Error('connection closed');
+    this.sock.write(line + '\r\n');
+    return this.status(allowErr);
+  }
+
+  /** Sends a command with a multi-line reply and returns the digest of its un-stuffed body. */
+  async multi(line: string): Promise<MessageDigest> {
+    await this.cmd(line);
+    const sink = new MultilineSink();
+    return new Promise<MessageDigest>((resolve, reject) => {
+      const rest = this.buf;
+      this.buf = Buffer.alloc(0);
+      const after = rest.length ? sink.feed(rest) : null;
+      if (after !== null) {
+        this.buf = after;
+        resolve(sink.digest());
+        return;
+      }
+      this.sink = { s: sink, done: resolve };
+      const check = () => {
+        if (!this.sink) return;
+        if (this.error || this.closed) { this.sink = null; reject(this.error ?? new Pop3Error('connection closed mid-reply')); return; }
+        this.waiter = check;
+      };
+      this.waiter = check;
+    });
+  }
+
+  async login(user: string, pass: string): Promise<void> {
+    await this.cmd(`USER ${user}`);
+    await this.cmd(`PASS ${pass}`);
+  }
+
+  async stat(): Promise<{ count: number; octets: number }> {
+    const line = await this.cmd('STAT');
+    const [, n, o] = line.split(/\s+/);
+    return { count: Number(n), octets: Number(o) };
+  }
+
+  /** QUIT; resolves when the server has answered (after its UPDATE) and closed. */
+  async quit(): Promise<string> {
+    const line = await this.cmd('QUIT', true);
+    this.sock.end();
+    if (!line.startsWith('+OK')) throw new Pop3Error(`QUIT failed: ${line}`);
+    return line;
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+/** Compares a retrieved digest with the expected one; returns a description of the mismatch or null. */
+export function mismatch(got: MessageDigest, want: MessageDigest | undefined): string | null {
+  if (!want) return `unexpected message (${got.octets} octets)`;
+  if (got.octets !== want.octets) return `${got.octets} octets, expected ${want.octets}`;
+  if (got.sha256 !== want.sha256) return `content differs (sha256 ${got.sha256.slice(0, 12)}…)`;
+  return null;
+}

@@ -1,0 +1,184 @@
+/**
+ * `popspool bench`: generates (or reuses) the deterministic mailboxes, starts each target —
+ * popspool in copy, server and server+holdLock mode, then every installed peer — on loopback
+ * over the same working spools, runs workloads a–f against it, and writes the markdown
+ * report and SVG plots. Exits 1 when any byte popspool served failed to verify or any message
+ * was lost; never asserts anything about time.
+ */
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { workloadF } from './concurrency.js';
+import { Progress, Results, Spools, type Ctx, type Mailbox } from './context.js';
+import { cachedMailbox } from './generator.js';
+import { USAGE, sizeLabel, type BenchOptions } from './options.js';
+import { ensureSystemUsers, findPeer, makePeer, removeSystemUsers } from './peers.js';
+import { writeReport, type RunInfo } from './report.js';
+import { PopspoolTarget, type BenchEnv, type Target } from './servers.js';
+import { workloadA, workloadB, workloadC, workloadD, workloadE } from './workloads.js';
+
+export { parseBenchArgs, type BenchOptions } from './options.js';
+
+/** Password of every bench mailbox user (throwaway, loopback only). */
+const BENCH_PASSWORD = 'bench-Pw-1939';
+/** Messages per small mailbox in workload f. */
+const SMALL_MAILBOX_MESSAGES = 4;
+
+function bytesLabel(n: number): string {
+  if (n >= 1 << 30 && n % (1 << 30) === 0) return `${n / (1 << 30)}g`;
+  if (n >= 1 << 20) return `${Math.round(n / (1 << 20))}m`;
+  return `${Math.round(n / 1024)}k`;
+}
+
+function prepareMailboxes(opts: BenchOptions, progress: Progress): { mix: Mailbox[]; big: Mailbox | null; small: Mailbox[] } {
+  const gen = (user: string, label: string, spec: Parameters<typeof cachedMailbox>[2], dir = opts.cacheDir): Mailbox => {
+    const t0 = Date.now();
+    let last = 0;
+    const r = cachedMailbox(dir, user, spec, opts.seed, (done) => {
+      if (Date.now() - last > 5000) {
+        last = Date.now();
+        progress.info(`generating ${user}: ${spec.kind === 'mix' ? `${done} of ${spec.count} messages` : `${Math.round(done / 1e6)} MB`}`);
+      }
+    });
+    if (Date.now() - t0 > 1000) progress.info(`generated ${user} (${(r.manifest.spoolBytes / 1e6).toFixed(1)} MB) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return { user, template: r.template, manifest: r.manifest, label };
+  };
+  const w = opts.workloads;
+  const mixSizes = opts.sizes.filter((n) => w.has('a') || ((w.has('b') || w.has('c') || w.has('d')) && n <= opts.transferMax));
+  const mix = mixSizes.map((n) => gen(`pb${sizeLabel(n)}`, sizeLabel(n), { kind: 'mix', count: n }));
+  const big = w.has('e') ? gen(`pbbig${bytesLabel(opts.bigBytes)}`, bytesLabel(opts.bigBytes), { kind: 'single', bytes: opts.bigBytes }) : null;
+  const smallDir = path.join(opts.cacheDir, `small-${opts.mailboxes}`);
+  const small = w.has('f') ? Array.from({ length: opts.mailboxes }, (_, i) => {
+    const user = `pbf${String(i).padStart(4, '0')}`;
+    return gen(user, user, { kind: 'mix', count: SMALL_MAILBOX_MESSAGES }, smallDir);
+  }) : [];
+  return { mix, big, small };
+}
+
+function machine(): RunInfo['machine'] {
+  const sh = (cmd: string) => {
+    try {
+      return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '(unavailable)';
+    }
+  };
+  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?';
+  return { nproc: sh('nproc'), free: sh('free -h'), uname: sh('uname -a'), node: process.version, cpu, peerVersions: {} };
+}
+
+function peerVersion(name: string, bin: string): string {
+  const args = name === 'dovecot' ? ['--version'] : name === 'mailutils' ? ['--version'] : ['-V'];
+  try {
+    return execSync([bin, ...args].join(' ') + ' 2>&1', { encoding: 'utf8', timeout: 5000 }).split('\n')[0]!.trim();
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '').split('\n')[0]!.trim();
+    return out || 'version unknown';
+  }
+}
+
+export async function runBench(opts: BenchOptions): Promise<number> {
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (opts.error) {
+    console.error(`popspool bench: ${opts.error}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.removeUsers) {
+    console.log(`removed ${removeSystemUsers()} throwaway bench user(s)`);
+    return 0;
+  }
+  const started = new Date();
+  const results = new Results();
+  const info = machine();
+  const boot = new Progress(0);
+  boot.info(`popspool bench${opts.quick ? ' --quick' : ''}: sizes ${opts.sizes.map(sizeLabel).join(', ')}, ${opts.reps} rep(s) (b, c, d, f: ${opts.transferReps}), workloads ${[...opts.workloads].join('')}; cache ${opts.cacheDir}`);
+  const { mix, big, small } = prepareMailboxes(opts, boot);
+
+  // Peers: which are installed, and the Unix users some of them authenticate.
+  const peers: { name: string; bin: string }[] = [];
+  for (const p of opts.peers) {
+    const found = findPeer(p, opts.peerRoot);
+    if ('skip' in found) {
+      results.notes.push(`${p} skipped: ${found.skip}`);
+      boot.info(`${p} skipped: ${found.skip}`);
+    } else {
+      peers.push({ name: p, bin: found.bin });
+      info.peerVersions[p] = peerVersion(p, found.bin);
+    }
+  }
+  const users = [...mix, ...(big ? [big] : []), ...small].map((m) => m.user);
+  const acct = peers.length ? ensureSystemUsers(users, BENCH_PASSWORD) : null;
+
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-bench-'));
+  fs.chmodSync(root, 0o755);
+  const env: BenchEnv = {
+    root, spoolDir: path.join(root, 'mail'), usersFile: path.join(root, 'users'), password: BENCH_PASSWORD,
+    uid: acct?.uid ?? 0, gid: acct?.gid ?? 0,
+  };
+  fs.mkdirSync(env.spoolDir, { mode: 0o775 });
+  fs.chmodSync(env.spoolDir, 0o775);
+  fs.chownSync(env.spoolDir, env.uid, env.gid);
+  fs.writeFileSync(env.usersFile, users.map((u) => `${u}:{PLAIN}${BENCH_PASSWORD}`).join('\n') + '\n', { mode: 0o644 });
+
+  const targets: Target[] = [
+    ...opts.variants.map((v) => new PopspoolTarget(v, env)),
+    ...peers.map((p) => makePeer(p.name as 'dovecot', p.bin, env)),
+  ];
+  const w = opts.workloads;
+  const transfer = mix.filter((m) => m.manifest.count <= opts.transferMax);
+  const plan: [string, (ctx: Ctx, t: Target) => Promise<void>][] = [];
+  for (const sk of opts.skip) results.notes.push(`skipped on request: ${sk}`);
+  if (w.has('a')) for (const m of mix) plan.push([`a check-mail ${m.label}`, (c, t) => workloadA(c, t, m)]);
+  if (w.has('b')) for (const m of transfer) plan.push([`b download-all ${m.label}`, (c, t) => workloadB(c, t, m)]);
+  if (w.has('c')) for (const m of transfer) plan.push([`c download-delete-all ${m.label}`, (c, t) => workloadC(c, t, m)]);
+  if (w.has('d')) for (const m of transfer) plan.push([`d delete-10% ${m.label}`, (c, t) => workloadD(c, t, m)]);
+  if (big) plan.push([`e RETR ${big.label} message`, (c, t) => workloadE(c, t, big)]);
+  if (small.length) plan.push([`f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, (c, t) => workloadF(c, t, small)]);
+
+  const progress = new Progress(targets.length * plan.length);
+  const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env) };
+  try {
+    for (const target of targets) {
+      try {
+        await target.start();
+      } catch (err) {
+        results.fail(target, 'start', (err as Error).message);
+        results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
+        progress.info(`${target.name} could not start: ${(err as Error).message}`);
+        continue;
+      }
+      try {
+        for (const [label, run] of plan) {
+          progress.step(`${target.name}: ${label}`);
+          if (opts.skip.has(`${target.name}:${label[0]}`)) {
+            progress.info('skipped (--skip)');
+            continue;
+          }
+          const t0 = Date.now();
+          await run(ctx, target);
+          progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        }
+      } finally {
+        await target.stop();
+        (target as { cleanup?: () => void }).cleanup?.();
+        if (target instanceof PopspoolTarget && target.log.trim()) results.notes.push(`popspool ${target.name} logged: ${target.log.trim().split('\n').slice(-3).join(' | ')}`);
+      }
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+
+  const fatal = results.failures.filter((f) => f.fatal);
+  const out = writeReport(opts, results, { started, finished: new Date(), machine: info, targets: targets.map((t) => t.name), mailboxes: [...mix, ...(big ? [big] : [])], smallMailboxes: small.length });
+  progress.info(`report written to ${out}`);
+  for (const f of results.failures) process.stderr.write(`${f.fatal ? 'FAIL' : 'peer'} ${f.target}: ${f.what}: ${f.detail}\n`);
+  if (fatal.length) {
+    process.stderr.write(`popspool bench: ${fatal.length} failure(s) in popspool (bytes that did not verify, messages lost, or errors)\n`);
+    return 1;
+  }
+  return 0;
+}
