@@ -18,7 +18,8 @@ import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
 import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll, rangeStream } from './io.js';
-import { commitImage, imagePathFor, journalPathFor } from './journal.js';
+import { commitImage, journalPathFor } from './journal.js';
+import { ImageBuilder } from './image.js';
 import type { SpoolContext } from './store.js';
 import { copyVerified, restoreAtime, statusEdit } from './update.js';
 import { Readable } from 'node:stream';
@@ -66,50 +67,34 @@ async function writeBack(
 ): Promise<number> {
   const before = await fstat(spoolFd);
   const F = Number(before.size);
-  const imagePath = imagePathFor(ctx.dirs.journal, user);
-  await fs.promises.mkdir(ctx.dirs.journal, { recursive: true, mode: 0o700 });
-  const img = await fopen(imagePath, 'wx', 0o600);
-  let L = 0;
-  let crc = 0;
-  const emit = async (b: Buffer) => { crc = zlib.crc32(b, crc); await pwriteAll(img, b, L); L += b.length; };
-  try {
+  const image = await ImageBuilder.build(ctx.dirs.journal, user, async (img) => {
     if (drop) {
       const { messages, scanEnd } = drop.scan;
       for (let i = 0; i < messages.length; i++) {
         if (!keep(i)) continue;
         const m = messages[i]!;
         const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-        // The head tells statusEdit the spool's line ending (a CRLF spool gets a CRLF Status line).
         const edit = flagged.has(i) ? statusEdit(await preadExact(drop.fd, m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-        await copyVerified(drop.fd, m, next, emit, edit);
+        await copyVerified(drop.fd, m, next, (b) => img.append(b), edit);
       }
     } else {
       // No scan (recovery): the whole temp drop goes back verbatim.
       const dfd = await fopen(dropFile, fs.constants.O_RDONLY);
       try {
-        await copyRange(dfd, 0, Number((await fstat(dfd)).size), img, 0, (c) => (crc = zlib.crc32(c, crc)));
-        L = Number((await fstat(img)).size);
+        await img.appendRange(dfd, 0, Number((await fstat(dfd)).size));
       } finally {
         await fclose(dfd);
       }
     }
-    await copyRange(spoolFd, 0, F, img, L, (c) => (crc = zlib.crc32(c, crc)));
-    L += F;
-    await fsync(img);
-  } catch (err) {
-    await fclose(img).catch(() => {});
-    await fs.promises.unlink(imagePath).catch(() => {});
-    throw err;
-  }
-  await fclose(img);
-  await fsyncDir(ctx.dirs.journal);
+    await img.appendRange(spoolFd, 0, F);
+  });
   await faultPoint('copy-image-built');
   await commitImage(journalPathFor(ctx.dirs.journal, user), spoolFd, {
-    spoolPath: '', dev: String(before.dev), ino: String(before.ino), writeOffset: 0, oldSize: F, newLength: L,
-    imagePath, imageCrc: crc, alsoRemove: [dropFile, metaPathOf(dropFile)],
+    dev: String(before.dev), ino: String(before.ino), writeOffset: 0, oldSize: F, ...image,
+    alsoRemove: [dropFile, metaPathOf(dropFile)],
   });
   await restoreAtime(spoolFd, before);
-  return L;
+  return image.newLength;
 }
 
 /** Merges a leftover temp drop back into the spool (lock held). True when there was one. */

@@ -33,16 +33,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
 import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll } from './io.js';
+import { ImageBuilder } from './image.js';
 
 export type JournalState = 'prepared' | 'sized' | 'written' | 'zeroed';
 
 export interface JournalRecord {
   readonly version: 1;
-  readonly spoolPath: string;
   readonly dev: string;
   readonly ino: string;
   /** W: where the image goes. */
@@ -62,11 +61,6 @@ const JOURNAL_MAGIC = 'popspool-journal';
 
 export function journalPathFor(dir: string, user: string): string {
   return path.join(dir, `${user}.journal`);
-}
-
-/** A fresh, unique image path beside the journal. */
-export function imagePathFor(dir: string, user: string): string {
-  return path.join(dir, `${user}.${process.pid}.${randomBytes(6).toString('hex')}.image`);
 }
 
 async function writeJournal(file: string, rec: JournalRecord): Promise<void> {
@@ -222,20 +216,12 @@ export async function recoverJournal(journalFile: string, spoolFd: number | null
       return 'recovered';
     }
     // Mail arrived after the crash at [E, F): the new image is I followed by it.
-    const dir = path.dirname(journalFile);
     const user = path.basename(journalFile, '.journal');
-    const nextImage = imagePathFor(dir, user);
-    const out = await fopen(nextImage, 'wx', 0o600);
-    let crc = 0;
-    try {
-      await copyRange(img, 0, L, out, 0, (c) => (crc = zlib.crc32(c, crc)));
-      await copyRange(spoolFd!, E, F - E, out, L, (c) => (crc = zlib.crc32(c, crc)));
-      await fsync(out);
-    } finally {
-      await fclose(out);
-    }
-    await fsyncDir(dir);
-    const next: JournalRecord = { ...rec, oldSize: F, newLength: L + (F - E), imagePath: nextImage, imageCrc: crc, state: 'prepared' };
+    const image = await ImageBuilder.build(path.dirname(journalFile), user, async (out) => {
+      await out.appendRange(img, 0, L);
+      await out.appendRange(spoolFd!, E, F - E);
+    });
+    const next: JournalRecord = { ...rec, oldSize: F, ...image, state: 'prepared' };
     await writeJournal(journalFile, next);
     await removeQuietly(rec.imagePath);
     await advance(journalFile, spoolFd!, next);

@@ -3,7 +3,6 @@
  * either release the lock or hold it for the whole session, and serve RETR/TOP straight from
  * the spool at the recorded offsets. QUIT runs the update (update.ts) under the lock.
  */
-import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { PopspoolError } from '../errors.js';
 import { finalizeUidls, scanFd } from '../mbox/index.js';

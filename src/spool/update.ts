@@ -22,8 +22,9 @@ import { scanFd } from '../mbox/index.js';
 import type { ScanOptions, ScannedMessage, ScanResult } from '../mbox/types.js';
 import { cacheFingerprint, type SpoolStamp } from './cache.js';
 import type { UpdateCase } from './drop.js';
-import { commitImage, imagePathFor, journalPathFor } from './journal.js';
-import { crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, futimes, preadExact, pwriteAll, IO_CHUNK, fsRead } from './io.js';
+import { commitImage, journalPathFor } from './journal.js';
+import { ImageBuilder } from './image.js';
+import { crcRange, faultPoint, fstat, fsync, ftruncate, futimes, preadExact, IO_CHUNK, fsRead } from './io.js';
 
 /** How many bytes before scanEnd the prefix fingerprint covers. */
 export const FINGERPRINT_BYTES = 4096;
@@ -128,45 +129,26 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
 
   const changed = messages.findIndex((_, i) => plan.deleted.has(i) || plan.flagged.has(i));
   const W = changed < 0 ? scanEnd : messages[changed]!.fromOffset;
-  const imagePath = imagePathFor(target.journalDir, target.user);
-  await fs.promises.mkdir(target.journalDir, { recursive: true, mode: 0o700 });
-  const img = await fopen(imagePath, 'wx', 0o600);
-  let L = 0;
-  let imageCrc = 0;
-  const emit = async (buf: Buffer): Promise<void> => {
-    imageCrc = zlib.crc32(buf, imageCrc);
-    await pwriteAll(img, buf, L);
-    L += buf.length;
-  };
   /** Survivor layout for the cache: new offset and the flagged messages to rescan. */
   const layout: { m: ScannedMessage; at: number; edited: boolean; span: number }[] = [];
-  try {
+  const image = await ImageBuilder.build(target.journalDir, target.user, async (img) => {
     for (let i = Math.max(changed, 0); i < messages.length; i++) {
       if (plan.deleted.has(i)) continue;
       const m = messages[i]!;
       const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-      const at = W + L;
-      const startLen = L;
+      const at = W + img.size;
       const edit = plan.flagged.has(i) ? statusEdit(await preadExact(fd, m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-      await copyVerified(fd, m, next, emit, edit);
-      layout.push({ m, at, edited: edit !== null, span: L - startLen });
+      await copyVerified(fd, m, next, (b) => img.append(b), edit);
+      layout.push({ m, at, edited: edit !== null, span: W + img.size - at });
     }
-    await copyPlain(fd, scanEnd, size - scanEnd, emit);
-    await fsync(img);
-  } catch (err) {
-    await fclose(img).catch(() => {});
-    await fs.promises.unlink(imagePath).catch(() => {});
-    throw err;
-  }
-  await fclose(img);
-  await fsyncDir(target.journalDir);
+    await img.appendRange(fd, scanEnd, size - scanEnd);
+  });
   await faultPoint('image-built');
   await commitImage(journalPathFor(target.journalDir, target.user), fd, {
-    spoolPath: '', dev: String(before.dev), ino: String(before.ino),
-    writeOffset: W, oldSize: size, newLength: L, imagePath, imageCrc, alsoRemove: [],
+    dev: String(before.dev), ino: String(before.ino), writeOffset: W, oldSize: size, ...image, alsoRemove: [],
   });
   const after = await rescanAfter(target, state, W, layout, changed, before);
-  return { case: plan.deleted.size === messages.length ? 'delete-all' : plan.deleted.size > 0 ? 'general' : 'flags', bytesRewritten: L, after };
+  return { case: plan.deleted.size === messages.length ? 'delete-all' : plan.deleted.size > 0 ? 'general' : 'flags', bytesRewritten: image.newLength, after };
 }
 
 /**
@@ -201,16 +183,6 @@ async function copySegment(
     crc.value = zlib.crc32(chunk.subarray(0, Math.max(0, Math.min(n, crcEnd - pos))), crc.value);
     if (emit) await emit(chunk);
     pos += n;
-  }
-}
-
-async function copyPlain(fd: number, from: number, len: number, emit: (b: Buffer) => Promise<void>): Promise<void> {
-  const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
-  for (let done = 0; done < len; ) {
-    const n = await fsRead(fd, buf, 0, Math.min(buf.length, len - done), from + done);
-    if (n === 0) throw new PopspoolError('SYS_TEMP', 'spool shrank while copying the appended tail');
-    await emit(buf.subarray(0, n));
-    done += n;
   }
 }
 
