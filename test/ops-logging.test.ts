@@ -67,6 +67,26 @@ describe('logging (integration)', function () {
       }
       expect(lines.some((l) => /^.*login user=alice rip=127\.0\.0\.1/.test(l))).to.equal(true);
     });
+
+    it('logs a malformed AUTH PLAIN response and a foreign authzid as failed logins, with rip and no secret', async () => {
+      const from = lines.length;
+      const c = await Pop3TestClient.connect(server.port);
+      // Not base64: the secret is in the raw response itself.
+      const garbage = 'Garbage-Secret-3!!!';
+      expect(await c.command(`AUTH PLAIN ${garbage}`)).to.equal('-ERR invalid SASL PLAIN response');
+      const foreign = b64('bob\0alice\0Correct-Horse-9');
+      expect(await c.command('AUTH PLAIN')).to.match(/^\+ ?/);
+      expect(await c.command(foreign)).to.match(/^-ERR \[AUTH\] authentication failed/);
+      c.close();
+      await new Promise((r) => setTimeout(r, 50));
+      const mine = lines.slice(from);
+      const failed = mine.filter((l) => l.includes('authentication failed'));
+      expect(failed).to.have.length(2);
+      expect(failed[0]).to.match(/authentication failed rip=127\.0\.0\.1 user="" .*cause=invalid-sasl/);
+      expect(failed[1]).to.match(/authentication failed rip=127\.0\.0\.1 user=alice .*cause=authzid/);
+      const all = mine.join('');
+      for (const secret of [garbage, 'Garbage-Secret-3', foreign, 'Correct-Horse-9']) expect(all, `log output contains ${secret}`).not.to.include(secret);
+    });
   });
 
   describe('fail2ban filter against real server output', function () {
@@ -110,6 +130,52 @@ describe('logging (integration)', function () {
           const logged = srv.stderr();
           expect(logged.split('\n').filter((l) => l.includes('authentication failed'))).to.have.length(2);
           expect(runFilter(logged)).to.deep.equal(['127.0.0.1', '127.0.0.1']);
+        } finally {
+          await srv.stop();
+        }
+      });
+    }
+
+    /** One AUTH PLAIN per connection (each waits for its reply, so the throttle sees them in order). */
+    async function attempt(srv: OpsChild, line: string): Promise<string> {
+      const c = await Pop3TestClient.connect(srv.port);
+      try {
+        return await c.command(line);
+      } finally {
+        c.close();
+      }
+    }
+
+    for (const format of ['text', 'json'] as const) {
+      it(`${format}: counts malformed SASL, foreign authzids and by=ip throttle refusals, not by=user ones`, async () => {
+        const srv = await startOpsChild({
+          spools: { alice: 'mail/alice' },
+          args: ['--log-format', format, '--auth-failure-delay', '0', '--auth-block-ip-after', '5', '--auth-block-user-after', '2'],
+        });
+        try {
+          expect(await attempt(srv, 'AUTH PLAIN not-base64!')).to.equal('-ERR invalid SASL PLAIN response'); // ip 1
+          expect(await attempt(srv, `AUTH PLAIN ${b64('bob\0alice\0pw-alice')}`)).to.match(/^-ERR \[AUTH\]/); // ip 2, alice 1
+          expect(await attempt(srv, `AUTH PLAIN ${b64('\0alice\0Secret-Guess-1')}`)).to.match(/^-ERR \[AUTH\]/); // ip 3, alice 2
+          // The name is blocked now: even the right password is refused, and fail2ban must not count it.
+          expect(await attempt(srv, `AUTH PLAIN ${b64('\0alice\0pw-alice')}`)).to.match(/^-ERR \[LOGIN-DELAY\]/);
+          expect(await attempt(srv, `AUTH PLAIN ${b64('\0x rip=10.9.9.9 by=ip\0Secret-Guess-2')}`)).to.match(/^-ERR \[AUTH\]/); // ip 4
+          expect(await attempt(srv, `AUTH PLAIN ${b64('\0carol\0Secret-Guess-3')}`)).to.match(/^-ERR \[AUTH\]/); // ip 5
+          // The address is blocked now: this refusal counts.
+          expect(await attempt(srv, `AUTH PLAIN ${b64('\0dave\0Secret-Guess-4')}`)).to.match(/^-ERR \[LOGIN-DELAY\]/);
+          await srv.waitFor(/too many failures[^]*too many failures/);
+          const logged = srv.stderr();
+          const refused = logged.split('\n').filter((l) => l.includes('too many failures'));
+          expect(refused).to.have.length(2);
+          expect(refused.filter((l) => /by[=":]+user/.test(l))).to.have.length(1);
+          expect(refused.filter((l) => /by[=":]+ip/.test(l))).to.have.length(1);
+          if (format === 'text') {
+            expect(refused[0]).to.match(/authentication refused: too many failures rip=127\.0\.0\.1 by=user user=alice /);
+            expect(refused[1]).to.match(/authentication refused: too many failures rip=127\.0\.0\.1 by=ip user=dave /);
+          }
+          expect(logged.split('\n').filter((l) => l.includes('authentication failed'))).to.have.length(5);
+          for (const secret of ['Secret-Guess', 'pw-alice', 'not-base64']) expect(logged).not.to.include(secret);
+          // 5 failures + 1 by=ip refusal; the by=user refusal and the forged address are not extracted.
+          expect(runFilter(logged)).to.deep.equal(Array(6).fill('127.0.0.1'));
         } finally {
           await srv.stop();
         }

@@ -208,8 +208,11 @@ describe('POP3 session (memory drop)', function () {
     expect(await c.command('AUTH PLAIN !!!')).to.equal('-ERR invalid SASL PLAIN response');
     expect(await c.command(`AUTH PLAIN ${encodeSaslPlain('alice', 'nope')}`)).to.equal('-ERR [AUTH] authentication failed');
     expect(await c.command(`AUTH PLAIN ${encodeSaslPlain('alice', 'wonderland', 'bob')}`)).to.equal('-ERR [AUTH] authentication failed');
-    expect(await c.command('AUTH PLAIN')).to.equal('+ ');
-    expect(await c.command(encodeSaslPlain('alice', 'wonderland'))).to.match(/^\+OK alice has 3 messages/);
+    // The malformed response and the foreign authzid count as failed logins: the third ends the connection.
+    await c.closed();
+    const c2 = await connect();
+    expect(await c2.command('AUTH PLAIN')).to.equal('+ ');
+    expect(await c2.command(encodeSaslPlain('alice', 'wonderland'))).to.match(/^\+OK alice has 3 messages/);
     const d = await connect();
     expect(await d.command(`AUTH plain ${encodeSaslPlain('bob', 'builder', 'bob')}`)).to.equal('+OK bob has 0 messages (0 octets)');
   });

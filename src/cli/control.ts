@@ -5,9 +5,10 @@
  * settings that cannot change live are logged as "restart required".
  */
 import fs from 'node:fs';
+import cluster from 'node:cluster';
 import { ConfigError, PopspoolError } from '../errors.js';
 import type { PasswdFile } from '../auth/passwd-file.js';
-import { coerce } from '../config/load.js';
+import { coerce, takeQpopperNotes } from '../config/load.js';
 import { SETTINGS, camel, type Config, type SettingSpec } from '../config/settings.js';
 import type { AdminServer, AdminTarget, RuntimeSetting } from '../obs/admin.js';
 import { RUNTIME_SETTINGS } from '../obs/admin.js';
@@ -24,6 +25,21 @@ export function readTls(config: Config): TlsCredentials | undefined {
     return { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey) };
   } catch (err) {
     throw new PopspoolError('CONFIG', `cannot read TLS key/certificate: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Logs what the last config build made of the Qpopper file: one line per option — info for a
+ * mapped option or one whose behaviour popspool has anyway, warn for one that is ignored.
+ */
+export function logQpopperNotes(): void {
+  const taken = takeQpopperNotes();
+  // --workers: the primary logs them once; each worker re-reads the same file.
+  if (!taken || cluster.isWorker) return;
+  for (const n of taken.notes) {
+    const meta = { file: taken.file, line: n.line, option: n.option, effect: n.text };
+    if (n.kind === 'ignored') log.warn('qpopper option ignored', meta);
+    else log.info(n.kind === 'mapped' ? 'qpopper option mapped' : 'qpopper option already the behaviour', meta);
   }
 }
 
@@ -82,7 +98,8 @@ export class ServerControl implements AdminTarget {
 
 export interface Reloadable {
   readonly server: Pop3Server;
-  readonly users: PasswdFile;
+  /** Absent with auth = pam (nothing to re-read). */
+  readonly users?: PasswdFile | undefined;
   readonly admin: AdminServer | undefined;
   readonly control: ServerControl;
   readonly stdio: boolean;
@@ -100,6 +117,7 @@ export async function reload(reloadConfig: (() => Config) | undefined, current: 
   if (reloadConfig) {
     try {
       next = reloadConfig();
+      logQpopperNotes();
     } catch (err) {
       log.error('SIGHUP: config file invalid; keeping the running configuration', { error: (err as Error).message });
       next = current;
@@ -120,11 +138,13 @@ export async function reload(reloadConfig: (() => Config) | undefined, current: 
   } catch (err) {
     log.error('SIGHUP: TLS reload failed; keeping the old certificate', { error: (err as Error).message });
   }
-  try {
-    await r.users.load();
-    log.info('SIGHUP: users file reloaded', { file: r.users.file, users: r.users.userNames.length });
-  } catch (err) {
-    log.error('SIGHUP: users file invalid; keeping the loaded users', { error: (err as Error).message });
+  if (r.users) {
+    try {
+      await r.users.load();
+      log.info('SIGHUP: users file reloaded', { file: r.users.file, users: r.users.userNames.length });
+    } catch (err) {
+      log.error('SIGHUP: users file invalid; keeping the loaded users', { error: (err as Error).message });
+    }
   }
   try {
     r.admin?.reloadToken();

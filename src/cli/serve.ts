@@ -8,8 +8,12 @@ import type { Config } from '../config/settings.js';
 import { configureLogging, log } from '../obs/log.js';
 import { AdminServer } from '../obs/admin.js';
 import { Metrics } from '../obs/metrics.js';
-import { ServerControl, loggingOf, readTls, reload } from './control.js';
+import { ServerControl, logQpopperNotes, loggingOf, readTls, reload } from './control.js';
 import { PasswdFile } from '../auth/passwd-file.js';
+import { loadPam, PamAuthenticator, pamServiceFile } from '../auth/pam.js';
+import type { Authenticator } from '../auth/types.js';
+import cluster from 'node:cluster';
+import { clusterWanted, runPrimary, workerIndex } from './cluster.js';
 import { ApopSecrets } from '../auth/apop.js';
 import { DEFAULT_THROTTLE, LoginThrottle } from '../auth/throttle.js';
 import { Pop3Server } from '../server/server.js';
@@ -17,6 +21,7 @@ import { dropPrivileges } from '../server/privileges.js';
 import { listenFds } from '../server/systemd.js';
 import type { PeerInfo } from '../pop3/peer.js';
 import { SpoolStore } from '../spool/store.js';
+import { filterOpener } from '../filter/filtered-drop.js';
 import { DEFAULT_LOCK_OPTIONS } from '../lock/index.js';
 import { PopspoolError } from '../errors.js';
 
@@ -43,16 +48,16 @@ export function storeFor(config: Config): SpoolStore {
 export async function serve(initial: Config, opts: ServeOptions): Promise<void> {
   let config = initial;
   configureLogging(loggingOf(config, opts.stdio));
-  if (!fs.existsSync(config.users)) throw new PopspoolError('CONFIG', `users file ${config.users} does not exist (create it with "popspool user add NAME --users ${config.users}")`);
-  const users = new PasswdFile(config.users);
-  await users.load(); // a bad users file is a start-up error, not a stream of failed logins
+  logQpopperNotes();
+  const { authenticator, users } = await authenticatorFor(config);
   const apop = config.apopSecrets ? new ApopSecrets(config.apopSecrets) : undefined;
   await apop?.load();
   const store = storeFor(config);
-  const recovered = await store.recoverAll();
-  if (recovered > 0) log.warn('recovered interrupted updates at start-up', { count: recovered });
   // systemd socket activation: the inherited sockets replace the configured listeners.
   const activated = opts.stdio ? [] : listenFds();
+  // --workers N: this process becomes the cluster primary (src/cli/cluster.ts), serving nobody.
+  if (clusterWanted(config, opts.stdio, activated.length > 0)) return runPrimary(config, () => recover(store));
+  if (!cluster.isWorker) await recover(store); // a cluster's primary recovered before forking
   if (activated.length > 0) log.info('socket activation', { fds: activated.map((a) => `${a.fd}${a.tls ? '(tls)' : ''}`).join(',') });
   const server = new Pop3Server({
     listen: opts.stdio || activated.length > 0 ? [] : config.listen,
@@ -68,8 +73,8 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
     idleTimeoutMs: config.idleTimeout * 1000,
     preauthTimeoutMs: config.preauthTimeout * 1000,
     allowPlaintextAuth: config.allowPlaintextAuth,
-    dropOpener: store,
-    authenticator: users,
+    dropOpener: filterOpener(store, config),
+    authenticator,
   });
   if (opts.stdio) {
     const conn = await stdioConnection();
@@ -89,7 +94,7 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
   for (const b of bound) log.info('listening', { address: b.address, port: b.port });
   let draining = false;
   const control = new ServerControl(server, () => config, () => draining);
-  const admin = config.adminListen ? await startAdmin(config, control) : undefined;
+  const admin = config.adminListen && workerIndex() === 0 ? await startAdmin(config, control) : undefined;
   opts.onListening?.(bound);
 
   const stop = (signal: string): void => {
@@ -104,6 +109,29 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
   process.on('SIGHUP', () => {
     void reload(opts.reloadConfig, config, { server, users, admin, control, stdio: opts.stdio }).then((next) => (config = next));
   });
+}
+
+/** Crash recovery of interrupted updates: once, before anyone can open a spool. */
+async function recover(store: SpoolStore): Promise<void> {
+  const recovered = await store.recoverAll();
+  if (recovered > 0) log.warn('recovered interrupted updates at start-up', { count: recovered });
+}
+
+/**
+ * The auth backend: the users file (loaded now: a bad file is a start-up error, not a stream of
+ * failed logins) or PAM (the addon loaded now: missing, it is exit 2 naming the package).
+ */
+export async function authenticatorFor(config: Config): Promise<{ authenticator: Authenticator; users?: PasswdFile }> {
+  if (config.auth === 'pam') {
+    const file = pamServiceFile(config.pamService);
+    const pam = new PamAuthenticator(loadPam(), { service: config.pamService });
+    log.info('authentication: PAM', { service: config.pamService, file });
+    return { authenticator: pam };
+  }
+  if (!fs.existsSync(config.users)) throw new PopspoolError('CONFIG', `users file ${config.users} does not exist (create it with "popspool user add NAME --users ${config.users}")`);
+  const users = new PasswdFile(config.users);
+  await users.load();
+  return { authenticator: users, users };
 }
 
 async function startAdmin(config: Config, control: ServerControl): Promise<AdminServer> {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { SETTINGS, camel, type Config, type SettingSpec } from './settings.js';
+import { readQpopperConfig, type QpopperNote } from './qpopper.js';
 
 const BY_NAME: ReadonlyMap<string, SettingSpec> = new Map(SETTINGS.map((spec) => [spec.name, spec as SettingSpec]));
 
@@ -50,6 +51,12 @@ export function coerce(spec: SettingSpec, raw: unknown, where: string): unknown 
         seen.add(item);
       }
       return items;
+    }
+    case 'command': {
+      // An argv array (config file, repeated flags) or one string split at spaces (a flag).
+      const argv = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/\s+/).filter((p) => p !== '') : null;
+      if (!argv || !argv.every((p) => typeof p === 'string')) bad(`expected a command line (a string or an array of strings), got ${JSON.stringify(raw)}`);
+      return argv;
     }
   }
 }
@@ -96,11 +103,37 @@ function suggest(key: string): string {
 }
 
 /**
- * Defaults, then the config file, then flags. `flags` holds only what was given on the command
- * line, keyed by setting name.
+ * Notes from the last Qpopper config file read, waiting to be logged: buildConfig runs before
+ * logging is configured (and in inetd mode stderr may be the client), so serve logs them later.
+ */
+let pendingQpopperNotes: { file: string; notes: readonly QpopperNote[] } | undefined;
+
+/** Takes (and forgets) the notes of the Qpopper file read by the last buildConfig. */
+export function takeQpopperNotes(): { file: string; notes: readonly QpopperNote[] } | undefined {
+  const n = pendingQpopperNotes;
+  pendingQpopperNotes = undefined;
+  return n;
+}
+
+/** The options a Qpopper config file maps, keyed by camelCase setting name. */
+function qpopperSettings(file: string): Record<string, unknown> {
+  const result = readQpopperConfig(file);
+  const out: Record<string, unknown> = {};
+  for (const s of result.settings) out[camel(s.name)] = coerce(BY_NAME.get(s.name)!, s.value, `qpopper config ${file}:${s.line}`);
+  pendingQpopperNotes = { file, notes: result.notes };
+  return out;
+}
+
+/**
+ * Defaults, then a Qpopper config file (qpopper-config), then the TOML config file, then flags.
+ * `flags` holds only what was given on the command line, keyed by setting name.
  */
 export function buildConfig(file: string | undefined, flags: Record<string, unknown>): Config {
-  const merged = { ...defaults(), ...(file ? readConfigFile(file) : {}) };
+  const fromFile = file ? readConfigFile(file) : {};
+  const qpopperFlag = flags['qpopper-config'] === undefined ? undefined : coerce(BY_NAME.get('qpopper-config')!, flags['qpopper-config'], 'command line');
+  const qpopperFile = (qpopperFlag ?? fromFile.qpopperConfig ?? '') as string;
+  pendingQpopperNotes = undefined;
+  const merged = { ...defaults(), ...(qpopperFile ? qpopperSettings(qpopperFile) : {}), ...fromFile };
   for (const [name, value] of Object.entries(flags)) {
     const spec = BY_NAME.get(name);
     if (!spec || value === undefined) continue;

@@ -4,7 +4,8 @@
  * generated from this one table (Dovecot's typed settings, popa3d's params.h with reasons).
  */
 
-export type SettingKind = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'enum' | 'list' | 'enum-list';
+/** `command`: an argv array in the config file, or one string split at spaces on the command line. */
+export type SettingKind = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'enum' | 'list' | 'enum-list' | 'command';
 
 export interface SettingSpec<T = unknown> {
   /** Config-file key and CLI flag (`--name`); kebab-case. */
@@ -56,6 +57,21 @@ export const SETTINGS = [
     name: 'users', kind: 'path', default: '/etc/popspool/users',
     summary: 'users file (Dovecot passwd-file format)',
     why: 'popspool authenticates against its own users file so POP users need no Unix accounts; `popspool user add` edits it and the server picks changes up without a restart.',
+  }),
+  s({
+    name: 'auth', kind: 'enum', default: 'passwd-file', choices: ['passwd-file', 'pam'],
+    summary: 'authentication backend: passwd-file (the users file) or pam (system users)',
+    why: 'passwd-file needs no Unix accounts and no native code. pam authenticates system users (yescrypt /etc/shadow hashes, LDAP, anything PAM does) through the optional authenticate-pam addon and the pam-service service file; the spool template\'s %u is then the login name. pam_unix must be able to read /etc/shadow: run as root or put the service user in group shadow. docs/security.md has the service file and its limits.',
+  }),
+  s({
+    name: 'pam-service', kind: 'string', default: 'popspool',
+    summary: 'PAM service name (/etc/pam.d/NAME) when auth = pam',
+    why: 'A service file of its own lets the operator choose modules for POP logins alone (docs/examples/pam.d/popspool). The file must exist (start-up error otherwise): without it PAM would use /etc/pam.d/other, which on Debian is common-auth with nullok.',
+  }),
+  s({
+    name: 'workers', kind: 'integer', default: 1, min: 1, max: 256,
+    summary: 'server processes sharing the listeners (node:cluster); 1 = no cluster',
+    why: 'One process serves thousands of sessions on its event loop, but parses, hashes and copies on one core. With N workers the kernel spreads connections over N processes; spool locks and the session lock file exclude across them, so one user still gets one session. Per-IP limits, the failed-login throttle and the admin listener are per worker (the admin listener runs in worker 1 only).',
   }),
   s({
     name: 'mode', kind: 'enum', default: 'server', choices: ['server', 'copy'],
@@ -197,6 +213,26 @@ export const SETTINGS = [
     summary: 'on SIGTERM, seconds to let sessions finish before ending them',
     why: 'SIGTERM stops accepting at once, then gives running sessions this long to QUIT on their own (a download in progress completes). Sessions still open are then ended at their next safe point: an UPDATE in progress is never interrupted.',
   }),
+  s({
+    name: 'qpopper-config', kind: 'path', default: '',
+    summary: 'Qpopper configuration file (set/reset lines) to take equivalent settings from (empty: none)',
+    why: 'Migrating from Qpopper: its server-mode, timeout, spool-dir, log and TLS options are mapped to popspool settings, and every option without an equivalent is named in one warning line at start-up. Precedence: defaults < this file < the TOML config < flags. docs/migrating-from-qpopper.md has the table.',
+  }),
+  s({
+    name: 'retr-filter', kind: 'command', default: [] as string[],
+    summary: 'program that RETR and TOP output passes through (raw message on stdin, message to send on stdout; empty: off)',
+    why: 'Site policy such as tagging, disclaimers or stripping attachments, applied on the way out without touching the spool. In the config file an argv array (["/usr/bin/sed", "-e", "s/^Subject:/Subject: [ext]/"]); on the command line one string split at spaces; for shell syntax use ["/bin/sh", "-c", "..."]. LIST and STAT report the filtered size: the first session runs the filter over every message to learn it (cached under state-dir/filter-cache, keyed by UIDL, stored size and the filter itself), later sessions cost nothing. A filter that fails, times out or exceeds retr-filter-max-bytes answers -ERR [SYS/TEMP] and changes nothing.',
+  }),
+  s({
+    name: 'retr-filter-timeout', kind: 'seconds', default: 10, min: 1, max: 600,
+    summary: 'seconds one run of retr-filter may take before it is killed',
+    why: 'A hung filter must not hold a session (and its maildrop) forever. The filter is killed with its whole process group and the command answers -ERR [SYS/TEMP].',
+  }),
+  s({
+    name: 'retr-filter-max-bytes', kind: 'integer', default: 33554432, min: 1024, max: 1073741824,
+    summary: 'largest filter output accepted, in bytes (32 MiB)',
+    why: 'The output is held in memory until the filter has exited successfully, because +OK may only be sent once the message is known to be whole; this caps that memory per RETR. Larger output fails the command with -ERR [SYS/TEMP].',
+  }),
 ] as const;
 
 export type SettingName = (typeof SETTINGS)[number]['name'];
@@ -209,6 +245,9 @@ export interface Config {
   readonly tlsKey: string;
   readonly spool: string;
   readonly users: string;
+  readonly auth: 'passwd-file' | 'pam';
+  readonly pamService: string;
+  readonly workers: number;
   readonly mode: 'server' | 'copy';
   readonly holdLock: boolean;
   readonly statusUpdate: boolean;
@@ -237,6 +276,10 @@ export interface Config {
   readonly adminListen: string;
   readonly adminTokenFile: string;
   readonly drainTimeout: number;
+  readonly qpopperConfig: string;
+  readonly retrFilter: readonly string[];
+  readonly retrFilterTimeout: number;
+  readonly retrFilterMaxBytes: number;
 }
 
 export function camel(name: string): string {

@@ -48,9 +48,11 @@ async function pass(ctx: CommandContext, args: readonly string[]): Promise<Outco
 function plainResponse(ctx: CommandContext, response: string): Promise<Outcome> | Outcome {
   if (response === '*') return err('authentication cancelled');
   const creds = decodeSaslPlain(response);
-  if (!creds) return err('invalid SASL PLAIN response');
+  // Both refusals below are failed logins like a wrong password: logged with rip (fail2ban),
+  // counted by the throttle, delayed. A guesser must not get a cheaper path through them.
+  if (!creds) return ctx.loginFailed('', 'invalid-sasl', err('invalid SASL PLAIN response'));
   // No proxy authorization: an authzid, when given, must name the authenticating user.
-  if (creds.authzid !== '' && creds.authzid !== creds.authcid) return err('authentication failed', 'AUTH');
+  if (creds.authzid !== '' && creds.authzid !== creds.authcid) return ctx.loginFailed(creds.authcid, 'authzid');
   return ctx.login(creds.authcid, creds.password);
 }
 

@@ -24,6 +24,12 @@ export interface CommandContext {
   pendingUser: string | undefined;
   /** Verify credentials, open the maildrop and enter TRANSACTION; the reply for PASS/AUTH. */
   login(user: string, password: string): Promise<Outcome>;
+  /**
+   * A login refused before any password check (malformed SASL response, foreign authzid): goes
+   * through the same throttle, failure log line and delay as a wrong password. `reply` replaces
+   * the usual `-ERR [AUTH] authentication failed`.
+   */
+  loginFailed(user: string, reason: string, reply?: Outcome): Promise<Outcome>;
   /** The greeting's APOP timestamp, or '' when APOP is not configured. */
   readonly apopTimestamp: string;
   /** RFC 1939 §7: check an APOP digest, then as login(). */

@@ -23,6 +23,10 @@ function fakeContext(over: Partial<CommandContext> = {}): CommandContext & { log
       logins.push([u, p]);
       return { kind: 'ok', text: 'in' } as const;
     },
+    async loginFailed(u: string, reason: string) {
+      logins.push([u, `FAILED ${reason}`]);
+      return { kind: 'err', code: 'AUTH', text: 'authentication failed' } as const;
+    },
     apopTimestamp: '',
     async apopLogin(u: string, d: string) {
       logins.push([u, `APOP ${d}`]);

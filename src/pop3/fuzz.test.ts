@@ -123,6 +123,7 @@ function fakeContext(plaintextAuthAllowed: boolean): CommandContext & { logins: 
     apopTimestamp: '<1.2@example.org>',
     async login(u: string) { logins.push(u); return no; },
     async apopLogin(u: string) { logins.push(`apop:${u}`); return no; },
+    async loginFailed(u: string) { logins.push(`failed:${u}`); return no; },
     requestTls() {},
     async enterUpdate() { return { kind: 'ok', text: 'bye' } as const; },
     logins,

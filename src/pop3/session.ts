@@ -138,17 +138,26 @@ export class Pop3Session implements CommandContext {
     return this.authenticate(user, () => apop.verify(user, this.apopTimestamp, digest));
   }
 
+  loginFailed(user: string, reason: string, reply?: Outcome): Promise<Outcome> {
+    return this.authenticate(user, () => Promise.resolve(false), { reason, ...(reply ? { reply } : {}) });
+  }
+
   /**
    * The one login path (USER/PASS, AUTH PLAIN, APOP): throttle check, credential check, the
    * same reply and delay for an unknown user and a wrong password, then the maildrop.
+   * `refused` marks a login refused before any credential check (loginFailed): its reason is
+   * logged and its reply may differ, but it is throttled, logged and delayed like the rest.
    */
-  private async authenticate(user: string, check: () => Promise<boolean>): Promise<Outcome> {
+  private async authenticate(user: string, check: () => Promise<boolean>, refused?: { reason: string; reply?: Outcome }): Promise<Outcome> {
     const throttle = this.opts.throttle;
     const verdict = throttle?.check(this.peer.remoteAddress, user);
     if (verdict?.blocked) {
       // RFC 2449 §8.1.1 [LOGIN-DELAY]: fetchmail and others retry later instead of giving up.
       this.authFailures++;
-      log.warn('authentication refused: too many failures', { rip: this.peer.remoteAddress, user, by: verdict.by, retry_after_s: Math.ceil(verdict.retryAfterMs / 1000), session: this.id });
+      // rip then by, before the client-chosen user: fail2ban counts "by=ip" refusals (the
+      // address itself kept failing) but not "by=user" ones (anyone can block a name, so the
+      // refused address may be its owner's). docs/logging.md explains.
+      log.warn('authentication refused: too many failures', { rip: this.peer.remoteAddress, by: verdict.by, user, retry_after_s: Math.ceil(verdict.retryAfterMs / 1000), session: this.id });
       serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'fail' });
       const reply = err('too many failed logins; try again later', 'LOGIN-DELAY');
       return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
@@ -165,12 +174,13 @@ export class Pop3Session implements CommandContext {
     if (!good || !validateUsername(user)) {
       this.authFailures++;
       // rip first and fixed: fail2ban matches "authentication failed rip=<HOST>" (docs/logging.md),
-      // so a hostile user name later in the line cannot frame another address.
-      log.warn('authentication failed', { rip: this.peer.remoteAddress, user, tls: this.tls, failures: this.authFailures, session: this.id });
+      // so a hostile user name later in the line cannot frame another address. (In JSON, keys are
+      // sorted: "cause" stays ahead of "message" so "message","rip" remain adjacent for the filter.)
+      log.warn('authentication failed', { rip: this.peer.remoteAddress, user, tls: this.tls, failures: this.authFailures, session: this.id, cause: refused?.reason });
       serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'fail' });
       const delay = throttle ? throttle.fail(this.peer.remoteAddress, user) : this.opts.authFailureDelayMs;
       if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
-      const reply = err('authentication failed', 'AUTH');
+      const reply = refused?.reply ?? err('authentication failed', 'AUTH');
       return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
     }
     throttle?.succeed(this.peer.remoteAddress, user);

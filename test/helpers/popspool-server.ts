@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import { buildConfig } from '../../src/config/load.js';
 import { storeFor } from '../../src/cli/serve.js';
+import { filterOpener } from '../../src/filter/filtered-drop.js';
 import { Pop3Server, type ServerOptions } from '../../src/server/server.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -77,7 +78,7 @@ export async function startServer(opts: TestServerOptions): Promise<TestServer> 
   const auth = new PasswdFile(config.users);
   await auth.load();
   const server = new Pop3Server({
-    listen: config.listen, listenTls: config.listenTls, dropOpener: storeFor(config), authenticator: auth,
+    listen: config.listen, listenTls: config.listenTls, dropOpener: filterOpener(storeFor(config), config), authenticator: auth,
     ...(config.tlsCert ? { tls: { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey) } } : {}),
     authFailureDelayMs: 0, idleTimeoutMs: config.idleTimeout * 1000, ...opts.serverOptions,
   });
