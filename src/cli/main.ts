@@ -127,6 +127,7 @@ export async function main(args: string[]): Promise<void> {
       process.exitCode = await adminSetCommand({ admin: argv.admin as string | undefined, tokenFile: argv['token-file'] as string | undefined, config: argv.config as string | undefined }, String(argv.name), String(argv.value));
     })
     .demandCommand(1, 'name a command: serve, demo or user (see --help)')
+    .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .help()
     .alias('h', 'help')
