@@ -44,6 +44,34 @@ describe('auth/passwd-file', () => {
     expect(await pf.verify('../alice', 'wonderland', ctx)).to.equal(false);
   });
 
+  it('remembers a successful login (one hash per TTL), never a failure, and forgets on reload', async () => {
+    await writeFile(file, `alice:${await hashPassword('wonderland')}\n`);
+    const pf = new PasswdFile(file);
+    await pf.load();
+    const hashes = () => pf.hashChecks.SCRYPT;
+    expect(await pf.verify('alice', 'wonderland', ctx)).to.equal(true);
+    expect(await pf.verify('alice', 'wonderland', ctx)).to.equal(true);
+    expect(hashes()).to.equal(1);
+    expect(await pf.verify('alice', 'wrong', ctx)).to.equal(false);
+    expect(await pf.verify('alice', 'wrong', ctx)).to.equal(false);
+    expect(await pf.verify('mallory', 'wonderland', ctx)).to.equal(false);
+    expect(hashes()).to.equal(4);
+    await setPassword(file, 'alice', 'new password');
+    expect(await pf.verify('alice', 'wonderland', ctx)).to.equal(false);
+    expect(await pf.verify('alice', 'new password', ctx)).to.equal(true);
+    expect(hashes()).to.equal(6);
+  });
+
+  it('a file of {PLAIN} entries costs no hash for anyone', async () => {
+    await writeFile(file, 'bob:{PLAIN}builder\n');
+    const pf = new PasswdFile(file);
+    await pf.load();
+    expect(await pf.verify('bob', 'builder', ctx)).to.equal(true);
+    expect(await pf.verify('bob', 'wrong', ctx)).to.equal(false);
+    expect(await pf.verify('nobody', 'builder', ctx)).to.equal(false);
+    expect(Object.values(pf.hashChecks).reduce((a, b) => a + b, 0)).to.equal(0);
+  });
+
   it('refuses unsupported schemes, bad names, duplicates and malformed hashes at load, naming the line', () => {
     const bad: [string, RegExp][] = [
       ['alice:{ARGON2ID}$argon2id$v=19$x', /users:1: unsupported scheme ARGON2ID/],

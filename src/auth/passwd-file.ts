@@ -14,7 +14,7 @@
  * its inode, size or mtime change (one stat per login). Edits lock the file with proper-lockfile
  * (our own file) and replace it atomically: temp file (mode 0600) + fsync + rename + dir fsync.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -89,24 +89,39 @@ function dummyEntry(scheme: HashScheme): Promise<HashedEntry> {
   return d;
 }
 
-/** The scheme most entries use (SCRYPT for a file without hashes): an unknown user costs one of these. */
-function commonScheme(users: ReadonlyMap<string, Entry>): HashScheme {
+/**
+ * The scheme most entries use: an unknown user costs one of these. A file with no hashed entries
+ * has none: then every check is a {PLAIN} comparison and an unknown user costs one of those.
+ */
+function commonScheme(users: ReadonlyMap<string, Entry>): HashScheme | undefined {
   const n = new Map<HashScheme, number>();
   for (const e of users.values()) {
     const s = schemeOf(e);
     if (s) n.set(s, (n.get(s) ?? 0) + 1);
   }
-  let best: HashScheme = 'SCRYPT';
-  for (const [s, c] of n) if (c > (n.get(best) ?? 0)) best = s;
+  let best: HashScheme | undefined;
+  for (const [s, c] of n) if (best === undefined || c > (n.get(best) ?? 0)) best = s;
   return best;
 }
+
+/** How long a successful login is remembered, and how many are (oldest dropped first). */
+const AUTH_CACHE_TTL_MS = 5 * 60_000;
+const AUTH_CACHE_MAX = 10_000;
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export class PasswdFile implements Authenticator {
   private users = new Map<string, Entry>();
   private stamp = '';
-  private dummyScheme: HashScheme = 'SCRYPT';
+  private dummyScheme: HashScheme | undefined = 'SCRYPT';
+  /**
+   * Successful logins, remembered for AUTH_CACHE_TTL_MS (Dovecot's auth_cache): a client polling
+   * every minute pays one slow hash per TTL, not per poll. Keyed by an HMAC of user and password
+   * under a per-process random key, so the map holds no password; emptied when the file changes.
+   * Only successes are cached, so unknown users and wrong passwords always cost one hash.
+   */
+  private verified = new Map<string, number>();
+  private readonly cacheKey = randomBytes(32);
   /** Hash computations done by verify(), by scheme (tests count them: equal cost is checkable). */
   readonly hashChecks: Record<HashScheme, number> = { SCRYPT: 0, 'SHA256-CRYPT': 0, 'SHA512-CRYPT': 0, 'BLF-CRYPT': 0 };
 
@@ -124,6 +139,7 @@ export class PasswdFile implements Authenticator {
     }
     this.users = parsePasswdFile(text, this.file);
     this.dummyScheme = commonScheme(this.users);
+    this.verified.clear();
     this.stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
   }
 
@@ -135,11 +151,24 @@ export class PasswdFile implements Authenticator {
   async verify(user: string, password: string, _ctx?: AuthContext): Promise<boolean> {
     await this.refresh();
     const entry = validateUsername(user) ? this.users.get(user) : undefined;
-    if (entry && entry.kind !== 'plain') return this.check(password, entry);
-    // Unknown users and {PLAIN} entries pay for one hash too (popa3d's AUTH_DUMMY_SALT idea).
-    await this.check(password, await dummyEntry(this.dummyScheme));
-    if (entry?.kind === 'plain') return timingSafeEqual(sha256(password), sha256(entry.password));
-    return false;
+    const key = createHmac('sha256', this.cacheKey).update(user).update('\0').update(password).digest('base64');
+    if ((this.verified.get(key) ?? 0) > Date.now()) return true;
+    let ok: boolean;
+    if (entry && entry.kind !== 'plain') {
+      ok = await this.check(password, entry);
+    } else {
+      // Unknown users and {PLAIN} entries pay for one hash too (popa3d's AUTH_DUMMY_SALT idea).
+      if (this.dummyScheme) await this.check(password, await dummyEntry(this.dummyScheme));
+      ok = timingSafeEqual(sha256(password), sha256(entry?.kind === 'plain' ? entry.password : randomBytes(16).toString('hex'))) && entry !== undefined;
+    }
+    if (ok) this.remember(key);
+    return ok;
+  }
+
+  private remember(key: string): void {
+    this.verified.delete(key);
+    this.verified.set(key, Date.now() + AUTH_CACHE_TTL_MS);
+    if (this.verified.size > AUTH_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
   }
 
   private async check(password: string, e: HashedEntry): Promise<boolean> {

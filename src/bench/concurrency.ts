@@ -60,6 +60,8 @@ function deliver(ctx: Ctx, user: string, mbox: string): Promise<boolean> {
   });
 }
 
+const DOVECOT_PSEUDO = "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
+
 /** Messages in an mbox file: From_ lines at offset 0 or after an empty line. */
 export function countMessages(file: string): number {
   let buf: Buffer;
@@ -71,6 +73,8 @@ export function countMessages(file: string): number {
   let n = buf.subarray(0, 5).toString('latin1') === 'From ' ? 1 : 0;
   const sep = Buffer.from('\n\nFrom ');
   for (let p = buf.indexOf(sep); p !== -1; p = buf.indexOf(sep, p + 1)) n++;
+  // Dovecot keeps a pseudo-message holding its UIDVALIDITY when it empties an mbox: not mail.
+  if (buf.includes(DOVECOT_PSEUDO)) n--;
   return n;
 }
 

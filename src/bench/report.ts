@@ -221,6 +221,8 @@ function method(): string[] {
     + 'popa3d (which hard-codes /var/mail) behind `socat` inside a private mount namespace (`unshare --mount`) with the bench spool directory bind-mounted over /var/mail. '
     + 'Mailutils and popa3d authenticate Unix users, so the bench creates throwaway users `pb*` sharing the uid of a `popbench` account (and a `popa3d` account); '
     + '`popspool bench --remove-users` deletes them. The system\'s mail configuration is never read or changed.',
+    '- Peers may legitimately fail verification: GNU Mailutils adds headers (X-UIDL, Status, X-IMAPbase) to the messages it serves and computes STAT octets its own way; '
+    + 'Dovecot leaves a "FOLDER INTERNAL DATA" pseudo-message in an mbox it emptied (not counted as mail). Only popspool failures make the bench exit non-zero.',
     '- Peer install (Debian 12): `apt-get install dovecot-pop3d mailutils-common libmailutils9 libmu-dbm9 libgsasl18 libkyotocabinet16v5`; '
     + 'popa3d and mailutils-pop3d conflict with dovecot-pop3d as packages, so `apt-get download popa3d mailutils-pop3d` and `dpkg -x` each into `/opt/popbench-peers/root` (or `--peer-root`).',
     ''];

@@ -214,6 +214,7 @@ async function stdioConnection(): Promise<{ stream: import('node:stream').Duplex
   if (st.isSocket() && st1.isSocket() && st.ino === st1.ino && st.dev === st1.dev) {
     const sock = new net.Socket({ fd: 0, readable: true, writable: true });
     tcpPeer = sock.remoteAddress;
+    if (tcpPeer) sock.setNoDelay(true); // as for our own listeners: no Nagle stall after each reply
     stream = sock;
   } else {
     const { Duplex } = await import('node:stream');

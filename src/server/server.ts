@@ -194,6 +194,9 @@ export class Pop3Server {
   }
 
   private accept(sock: net.Socket, implicitTls: boolean): void {
+    // POP3 is request/response: without TCP_NODELAY, Nagle holds a reply's last small segment
+    // (the "." line after RETR) until the client's delayed ACK, ~40 ms per message.
+    sock.setNoDelay(true);
     sock.on('error', (e) => log.debug('connection error', { rip: sock.remoteAddress, error: e.message }));
     this.pending.add(sock);
     void this.admit(sock, implicitTls)
