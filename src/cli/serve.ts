@@ -16,6 +16,7 @@ import cluster from 'node:cluster';
 import { clusterWanted, runPrimary, workerIndex } from './cluster.js';
 import { ApopSecrets } from '../auth/apop.js';
 import { DEFAULT_THROTTLE, LoginThrottle } from '../auth/throttle.js';
+import { LoginPolicy } from '../pop3/login-policy.js';
 import { Pop3Server } from '../server/server.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { listenFds } from '../server/systemd.js';
@@ -66,6 +67,7 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
     proxyTrusted: config.proxyTrusted,
     authFailureDelayMs: config.authFailureDelay * 1000,
     throttle: throttleFor(config),
+    policy: new LoginPolicy(config.loginDelay, config.expire),
     ...(apop ? { apop } : {}),
     tls: readTls(config),
     maxConnections: config.maxConnections,

@@ -146,6 +146,7 @@ export function buildConfig(file: string | undefined, flags: Record<string, unkn
 
 /** Rules that involve more than one setting. */
 function validateWhole(c: Config): void {
+  if (!/^(|NEVER|\d{1,5})$/.test(c.expire)) throw new ConfigError(`expire: "${c.expire}" is not NEVER or a number of days`);
   for (const addr of [...c.listen, ...c.listenTls]) parseHostPort(addr);
   if (c.adminListen) parseHostPort(c.adminListen);
   if (c.listenTls.length > 0 && (!c.tlsCert || !c.tlsKey)) {

@@ -129,6 +129,16 @@ export const SETTINGS = [
     why: 'Keeps one misbehaving client (or a NAT of many) from taking every slot.',
   }),
   s({
+    name: 'login-delay', kind: 'seconds', default: 0, min: 0, max: 86400,
+    summary: 'minimum seconds between two logins of one user (RFC 2449 LOGIN-DELAY; 0 = none)',
+    why: 'Advertised in CAPA and enforced with -ERR [LOGIN-DELAY]: an ISP can keep clients from polling every few seconds. fetchmail and others read the code and wait instead of reporting a bad password.',
+  }),
+  s({
+    name: 'expire', kind: 'string', default: '',
+    summary: 'RFC 2449 EXPIRE value to advertise: NEVER or a number of days ("" = none)',
+    why: 'Tells clients the site\'s retention policy. popspool itself never deletes mail on its own, so any value is a true promise; 0 means "delete after retrieval" and asks clients to download and delete.',
+  }),
+  s({
     name: 'allow-plaintext-auth', kind: 'boolean', default: false,
     summary: 'accept USER/PASS and AUTH PLAIN on unencrypted non-loopback connections',
     why: 'Passwords in clear text are readable on the wire; loopback and stdio pipes are always accepted.',
@@ -259,6 +269,8 @@ export interface Config {
   readonly preauthTimeout: number;
   readonly maxConnections: number;
   readonly maxPerIp: number;
+  readonly loginDelay: number;
+  readonly expire: string;
   readonly allowPlaintextAuth: boolean;
   readonly authFailureDelay: number;
   readonly authFailureDelayMax: number;

@@ -13,6 +13,7 @@ const MECHANISMS = ['PLAIN'] as const;
 function commonCapabilities(ctx: CommandContext): string[] {
   const caps = ['TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING'];
   if (ctx.implementation) caps.push(`IMPLEMENTATION ${ctx.implementation}`);
+  caps.push(...ctx.policyCapabilities);
   return caps;
 }
 

@@ -20,6 +20,8 @@ export interface CommandContext {
   readonly plaintextAuthAllowed: boolean;
   /** IMPLEMENTATION capability text, or '' to hide it. */
   readonly implementation: string;
+  /** Policy capabilities (EXPIRE, LOGIN-DELAY) to list in CAPA. */
+  readonly policyCapabilities: readonly string[];
   /** Name given by USER, awaiting PASS. */
   pendingUser: string | undefined;
   /** Verify credentials, open the maildrop and enter TRANSACTION; the reply for PASS/AUTH. */

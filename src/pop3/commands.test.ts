@@ -18,6 +18,7 @@ function fakeContext(over: Partial<CommandContext> = {}): CommandContext & { log
     stlsAvailable: false,
     plaintextAuthAllowed: true,
     implementation: 'popspool',
+    policyCapabilities: [],
     pendingUser: undefined,
     async login(u: string, p: string) {
       logins.push([u, p]);

@@ -119,7 +119,7 @@ function fakeContext(plaintextAuthAllowed: boolean): CommandContext & { logins: 
     count: 0, octets: 0, counters: { retr: 0, retrBytes: 0, top: 0, topBytes: 0, dele: 0 }, deleted: new Set<number>(),
   };
   return new Proxy({
-    remoteAddress: '192.0.2.1', tlsActive: false, stlsAvailable: true, plaintextAuthAllowed, implementation: 'popspool', pendingUser: undefined,
+    remoteAddress: '192.0.2.1', tlsActive: false, stlsAvailable: true, plaintextAuthAllowed, implementation: 'popspool', policyCapabilities: [], pendingUser: undefined,
     apopTimestamp: '<1.2@example.org>',
     async login(u: string) { logins.push(u); return no; },
     async apopLogin(u: string) { logins.push(`apop:${u}`); return no; },

@@ -13,6 +13,7 @@ import type { Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
 import { apopTimestamp, type ApopSecrets } from '../auth/apop.js';
 import type { LoginThrottle } from '../auth/throttle.js';
+import type { LoginPolicy } from './login-policy.js';
 import type { Authenticator } from '../auth/types.js';
 import { validateUsername } from '../auth/username.js';
 import { serverEvents } from '../obs/events.js';
@@ -47,6 +48,8 @@ export interface SessionOptions {
   readonly throttle?: LoginThrottle;
   /** APOP secrets (RFC 1939 §7); when set the greeting carries a timestamp. */
   readonly apop?: ApopSecrets;
+  /** EXPIRE / LOGIN-DELAY policy (RFC 2449), shared by all sessions. */
+  readonly policy?: LoginPolicy;
 }
 
 /** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
@@ -112,6 +115,10 @@ export class Pop3Session implements CommandContext {
   get plaintextAuthAllowed(): boolean {
     return plaintextAuthAllowed(this.peer, this.tls, this.opts.allowPlaintextAuth);
   }
+  get policyCapabilities(): readonly string[] {
+    return this.opts.policy?.capabilities() ?? [];
+  }
+
   get implementation(): string {
     return this.opts.implementation;
   }
@@ -184,6 +191,13 @@ export class Pop3Session implements CommandContext {
       return this.authFailures >= this.opts.maxAuthFailures ? quit(reply) : reply;
     }
     throttle?.succeed(this.peer.remoteAddress, user);
+    const wait = this.opts.policy?.waitFor(user) ?? 0;
+    if (wait > 0) {
+      // RFC 2449 §8.1.1: the right password, too soon after the last login.
+      log.info('login refused: login-delay', { rip: this.peer.remoteAddress, user, retry_after_s: wait, session: this.id });
+      serverEvents.emit('login', { id: this.id, rip: this.peer.remoteAddress, result: 'fail' });
+      return err(`minimum time between logins not yet passed; try again in ${wait} s`, 'LOGIN-DELAY');
+    }
     let drop;
     try {
       drop = await this.opts.dropOpener.open(user);
@@ -200,6 +214,7 @@ export class Pop3Session implements CommandContext {
     }
     this.md = new Maildrop(drop);
     this.user = user;
+    this.opts.policy?.loggedIn(user);
     this.state = 'TRANSACTION';
     const info = drop.info;
     log.info('login', { user, rip: this.peer.remoteAddress, tls: this.tls, session: this.id, mode: info.mode, cache: info.cache, lock_wait_ms: info.lockWaitMs });

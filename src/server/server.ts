@@ -14,6 +14,7 @@ import { ConfigError } from '../errors.js';
 import { serverEvents } from '../obs/events.js';
 import { log } from '../obs/log.js';
 import type { PeerInfo } from '../pop3/peer.js';
+import type { LoginPolicy } from '../pop3/login-policy.js';
 import { Pop3Session, type SessionOptions } from '../pop3/session.js';
 import type { DropOpener } from '../spool/drop.js';
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from './proxy.js';
@@ -43,6 +44,8 @@ export interface ServerOptions {
   readonly allowPlaintextAuth?: boolean;
   /** IMPLEMENTATION capability; '' hides it. */
   readonly implementation?: string;
+  /** EXPIRE / LOGIN-DELAY policy (RFC 2449 §6.7, §6.8). */
+  readonly policy?: LoginPolicy;
   /** Delay before a failed-login reply (Dovecot auth_failure_delay is 2 s). */
   readonly authFailureDelayMs?: number;
   /** Failed logins on one connection before hanging up. */
@@ -61,7 +64,7 @@ export interface ServerOptions {
   readonly authenticator: Authenticator;
 }
 
-type Defaults = Required<Omit<ServerOptions, 'dropOpener' | 'authenticator' | 'tls' | 'throttle' | 'apop' | 'activated'>>;
+type Defaults = Required<Omit<ServerOptions, 'dropOpener' | 'authenticator' | 'tls' | 'throttle' | 'apop' | 'activated' | 'policy'>>;
 
 /** Settings an operator may change while the server runs (`popspool admin set`, SIGHUP). */
 export interface RuntimeLimits {
@@ -297,6 +300,7 @@ export class Pop3Server {
       maxAuthFailures: o.maxAuthFailures,
       throttle: this.throttle,
       ...(o.apop ? { apop: o.apop } : {}),
+      ...(o.policy ? { policy: o.policy } : {}),
     };
     const session = new Pop3Session(stream, peer, sessionOpts);
     this.sessions.add(session);
