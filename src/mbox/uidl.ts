@@ -60,6 +60,7 @@ export function uidlFromValues(fromLine: string, values: KeptValues): string {
  */
 export function finalizeUidls(bases: readonly string[]): string[] {
   const taken = new Set(bases);
+  if (taken.size === bases.length) return bases.slice(); // no duplicates: the common case
   const seen = new Map<string, number>();
   const out: string[] = [];
   for (const base of bases) {
