@@ -207,9 +207,10 @@ export class ScanCache {
     const racy = await waitOutRacyWindow(stamp.ctimeNs);
     // Never write what we would refuse to read: an inconsistent scan is not cached.
     let buf: Buffer;
+    let raw: Raw;
     try {
       buf = serialize(stamp, scan, fingerprint, this.tag, racy);
-      parse(buf, this.tag);
+      raw = parse(buf, this.tag);
     } catch (err) {
       if (!(err instanceof Invalid)) throw err;
       log.warn('scan not cached: inconsistent', { user, reason: err.message });
@@ -233,6 +234,14 @@ export class ScanCache {
     }
     try {
       await writeAtomically(this.dir, file, buf);
+      // The next session in this process (the "second look" of a check-mail client) needs no
+      // re-read of what we just wrote. Safe even if another writer replaced the file meanwhile:
+      // a parse is only ever used for the spool stamp it records, which lookup() compares.
+      const st = await fsp.stat(file, { bigint: true });
+      // Keep the caller's message objects (equal to the parse, which validated them): sessions
+      // that memoize per-scan work by object identity then find it already done.
+      const kept: Raw = { ...raw, scan: { ...raw.scan, messages: scan.messages.slice() } };
+      this.remember(user, { fileKey: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, raw: kept });
     } finally {
       await release().catch((err: Error) => log.warn('cache unlock failed', { user, error: err.message }));
     }

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { PopspoolError } from '../errors.js';
 import { finalizeUidls, scanFd } from '../mbox/index.js';
-import type { ScanResult } from '../mbox/types.js';
+import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log } from '../obs/log.js';
 import type { HeldLock } from '../lock/types.js';
 import { stampOf } from './cache.js';
@@ -46,6 +46,24 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number): P
   return { state: { scan, stamp, fingerprint: await fingerprintOf(fd, size) }, cache: found.kind };
 }
 
+/**
+ * finalizeUidls is pure, and the scans a warm cache hands out share their message objects: keep
+ * its result per scan (identified by its first and last message objects and its length, which a
+ * different scan — a tail rescan, a rewrite — never shares all three of).
+ */
+const uidlMemo = new WeakMap<ScannedMessage, { first: ScannedMessage; count: number; uidls: string[] }>();
+
+function uidlsOf(messages: readonly ScannedMessage[]): string[] {
+  const first = messages[0];
+  const last = messages[messages.length - 1];
+  if (!first || !last) return [];
+  const hit = uidlMemo.get(last);
+  if (hit && hit.first === first && hit.count === messages.length) return hit.uidls;
+  const uidls = finalizeUidls(messages.map((m) => m.uidlBase));
+  uidlMemo.set(last, { first, count: messages.length, uidls });
+  return uidls;
+}
+
 export class ServerDrop implements Drop {
   readonly messages: readonly DropMessage[];
   readonly info: Drop['info'];
@@ -64,7 +82,7 @@ export class ServerDrop implements Drop {
     private readonly releaseSession: () => Promise<void>,
     cache: 'hit' | 'tail' | 'miss',
   ) {
-    const uidls = finalizeUidls(state.scan.messages.map((m) => m.uidlBase));
+    const uidls = uidlsOf(state.scan.messages);
     this.messages = state.scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
     this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache, bytesScanned: state.scan.bytesRead };
     this.lock = ctx.holdLock ? lock : null;
