@@ -14,9 +14,14 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
   });
 }
 
-/** Scans of at least this many bytes have their crc32s computed by the crc worker thread,
- *  concurrently with the framing (see crc-worker.ts); below it, messaging costs more than it saves. */
-export const CRC_OFFLOAD_MIN = Infinity;
+/**
+ * Scans of at least this many bytes have their crc32s computed by the crc worker thread,
+ * concurrently with the framing (see crc-worker.ts); below it, messaging costs more than it
+ * saves. Measured on 2 cores, 865 MB / 50k messages from page cache: 1045 ms inline, 786 ms
+ * offloaded. The worker re-reads the bytes it sums, which is sound because every scan of a
+ * spool runs under its lock.
+ */
+export const CRC_OFFLOAD_MIN = 64 * 1024 * 1024;
 
 /**
  * Scan [start, end) of an open spool with positional reads (two reused buffers, so the next
