@@ -8,10 +8,10 @@
  * should be mode 0600: a warning is logged otherwise.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { log } from '../obs/log.js';
+import { ReloadingFile } from './reload.js';
 import { validateUsername } from './username.js';
 
 /** RFC 1939 §7: the digest is MD5 as 32 lowercase hex digits. */
@@ -38,51 +38,28 @@ export function parseApopSecrets(text: string, file = 'APOP secrets file'): Map<
 
 export class ApopSecrets {
   private secrets = new Map<string, string>();
-  private stamp = '';
+  private readonly source: ReloadingFile;
   /** MD5 computations done (unknown users cost one too). */
   digests = 0;
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    this.source = new ReloadingFile(file, 'APOP secrets file', (text, st) => {
+      this.secrets = parseApopSecrets(text, file);
+      if ((Number(st.mode) & 0o077) !== 0) log.warn('APOP secrets file is readable by others; chmod 600 it', { file });
+    });
+  }
 
-  async load(): Promise<void> {
-    let text: string;
-    let st;
-    try {
-      st = await stat(this.file, { bigint: true });
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read APOP secrets file ${this.file}: ${(e as Error).message}`);
-    }
-    this.secrets = parseApopSecrets(text, this.file);
-    if ((Number(st.mode) & 0o077) !== 0) log.warn('APOP secrets file is readable by others; chmod 600 it', { file: this.file });
-    this.stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+  load(): Promise<void> {
+    return this.source.load();
   }
 
   /** True when `digest` is MD5(timestamp + secret of user). Same work and answer for unknown users. */
   async verify(user: string, timestamp: string, digest: string): Promise<boolean> {
-    await this.refresh();
+    await this.source.refresh();
     const secret = validateUsername(user) ? this.secrets.get(user) : undefined;
     this.digests++;
     const expected = createHash('md5').update(timestamp + (secret ?? randomBytes(16).toString('hex')), 'utf8').digest();
     const given = DIGEST.test(digest.toLowerCase()) ? Buffer.from(digest.toLowerCase(), 'hex') : Buffer.alloc(16);
     return timingSafeEqual(expected, given) && secret !== undefined && DIGEST.test(digest.toLowerCase());
-  }
-
-  private async refresh(): Promise<void> {
-    let st;
-    try {
-      st = await stat(this.file, { bigint: true });
-    } catch (e) {
-      log.error('APOP secrets file unreadable; keeping the loaded secrets', { file: this.file, error: (e as Error).message });
-      return;
-    }
-    const stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
-    if (stamp === this.stamp) return;
-    try {
-      await this.load();
-    } catch (e) {
-      this.stamp = stamp;
-      log.error('APOP secrets file invalid; keeping the loaded secrets', { file: this.file, error: (e as Error).message });
-    }
   }
 }

@@ -16,11 +16,11 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ConfigError } from '../errors.js';
-import { log } from '../obs/log.js';
+import { ReloadingFile } from './reload.js';
 import { dummyCrypt, parseCrypt, verifyCrypt, type CryptHash, type CryptScheme } from './crypt.js';
 import { hashScrypt, parseScrypt, verifyScrypt, type ScryptHash } from './scrypt.js';
 import type { AuthContext, Authenticator } from './types.js';
@@ -112,7 +112,7 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 
 export class PasswdFile implements Authenticator {
   private users = new Map<string, Entry>();
-  private stamp = '';
+  private readonly source: ReloadingFile;
   private dummyScheme: HashScheme | undefined = 'SCRYPT';
   /**
    * Successful logins, remembered for AUTH_CACHE_TTL_MS (Dovecot's auth_cache): a client polling
@@ -125,22 +125,17 @@ export class PasswdFile implements Authenticator {
   /** Hash computations done by verify(), by scheme (tests count them: equal cost is checkable). */
   readonly hashChecks: Record<HashScheme, number> = { SCRYPT: 0, 'SHA256-CRYPT': 0, 'SHA512-CRYPT': 0, 'BLF-CRYPT': 0 };
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    this.source = new ReloadingFile(file, 'users file', (text) => {
+      this.users = parsePasswdFile(text, file);
+      this.dummyScheme = commonScheme(this.users);
+      this.verified.clear();
+    });
+  }
 
   /** Read the file now; throws ConfigError (missing file, bad line, unsupported scheme). */
-  async load(): Promise<void> {
-    let text: string;
-    let st;
-    try {
-      st = await stat(this.file, { bigint: true });
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read users file ${this.file}: ${(e as Error).message}`);
-    }
-    this.users = parsePasswdFile(text, this.file);
-    this.dummyScheme = commonScheme(this.users);
-    this.verified.clear();
-    this.stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+  load(): Promise<void> {
+    return this.source.load();
   }
 
   /** Names in the loaded file. */
@@ -149,7 +144,7 @@ export class PasswdFile implements Authenticator {
   }
 
   async verify(user: string, password: string, _ctx?: AuthContext): Promise<boolean> {
-    await this.refresh();
+    await this.source.refresh();
     const entry = validateUsername(user) ? this.users.get(user) : undefined;
     const key = createHmac('sha256', this.cacheKey).update(user).update('\0').update(password).digest('base64');
     if ((this.verified.get(key) ?? 0) > Date.now()) return true;
@@ -176,25 +171,7 @@ export class PasswdFile implements Authenticator {
     return e.kind === 'scrypt' ? verifyScrypt(password, e.hash) : verifyCrypt(password, e.hash);
   }
 
-  /** Re-read when the file changed; a broken new version is logged and the old one kept. */
-  private async refresh(): Promise<void> {
-    let st;
-    try {
-      st = await stat(this.file, { bigint: true });
-    } catch (e) {
-      log.error('users file unreadable; keeping the loaded users', { file: this.file, error: (e as Error).message });
-      return;
-    }
-    const stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
-    if (stamp === this.stamp) return;
-    try {
-      await this.load();
-      log.info('users file reloaded', { file: this.file, users: this.users.size });
-    } catch (e) {
-      this.stamp = stamp; // report a broken version once, not at every login
-      log.error('users file invalid; keeping the loaded users', { file: this.file, error: (e as Error).message });
-    }
-  }
+
 }
 
 /** A {SCRYPT} hash for a users-file line. */
