@@ -4,29 +4,16 @@
  * limit change through `popspool admin set` (with a bearer token), SIGHUP reloading the config
  * file, and SIGTERM draining without cutting a session short.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Pop3TestClient } from './helpers/pop3-client.js';
 import { startOpsChild, type OpsChild } from './helpers/ops-child.js';
-import { BIN, FIXTURES } from './helpers/popspool-server.js';
+import { cli, FIXTURES } from './helpers/popspool-server.js';
 
-const run = promisify(execFile);
 
-/** `popspool ARGS…` → exit code and output (never throws on a non-zero exit). */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 /** Prometheus text → `name{labels}` → value. */
 function parseMetrics(text: string): Map<string, number> {

@@ -3,26 +3,15 @@
  * malformed fixtures, every anomaly kind, a stale dotlock and leftover recovery files, a busy
  * spool (an fcntl write lock held by another process), and that nothing is ever modified.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { BIN, FIXTURES } from './helpers/popspool-server.js';
+import { cli, FIXTURES } from './helpers/popspool-server.js';
 import { requireTool } from './helpers/tools.js';
 
-const run = promisify(execFile);
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 const fx = (p: string) => path.join(FIXTURES, p);
 

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { validateUsername } from '../auth/username.js';
 import { PopspoolError } from '../errors.js';
 import { acquireMailboxLock, acquireSessionLock } from '../lock/index.js';
 import type { HeldLock, MailboxLockOptions } from '../lock/types.js';
@@ -31,8 +32,6 @@ export interface SpoolSettings {
   readonly stateDir: string;
 }
 
-/** Names that can be substituted into a path template without escaping it. */
-const SAFE_USER = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 
 /** What the drops share: settings, directories, the cache, and how to lock a spool. */
 export class SpoolContext {
@@ -51,7 +50,7 @@ export class SpoolContext {
   get scanOptions(): ScanOptions { return this.settings.scanOptions; }
 
   spoolPath(user: string): string {
-    if (!SAFE_USER.test(user) || user.includes('..')) throw new PopspoolError('AUTH', 'invalid user name');
+    if (!validateUsername(user)) throw new PopspoolError('AUTH', 'invalid user name');
     return this.settings.spool.replaceAll('%u', user);
   }
 

@@ -4,7 +4,8 @@
  * `child: true`, as a separate `bin/popspool serve` process (for tests that kill it or need
  * process-owned locks).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -153,4 +154,15 @@ export function expectedMessages(spool: Buffer): Buffer[] {
     if (body.length && (body[body.length - 1] === '' || body[body.length - 1] === '\r') && (!last || hasFinalNewline)) body.pop();
     return Buffer.from(body.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l) + '\r\n').join(''), 'latin1');
   });
+}
+
+/** `popspool ARGS…` as a child process → exit code and output (never throws on a non-zero exit). */
+export async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
 }
