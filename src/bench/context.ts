@@ -178,6 +178,8 @@ export interface Ctx {
   readonly results: Results;
   readonly progress: Progress;
   readonly spools: Spools;
+  /** python3 is there and not disabled: workloads b and c use its clients (pyclient.ts). */
+  readonly python: boolean;
 }
 
 /** Runs `fn` and returns its wall seconds plus the server's CPU seconds and peak RSS during it. */

@@ -5,16 +5,18 @@
  * report and SVG plots. Exits 1 when any byte popspool served failed to verify or any message
  * was lost; never asserts anything about time.
  */
-import { execSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { workloadF } from './concurrency.js';
 import { Progress, Results, Spools, type Ctx, type Mailbox } from './context.js';
+import { writeCredentials } from './credentials.js';
 import { cachedMailbox } from './generator.js';
+import { machine, peerVersion, probeFsync } from './machine.js';
 import { USAGE, sizeLabel, type BenchOptions } from './options.js';
 import { ensureSystemUsers, findPeer, makePeer, removeSystemUsers } from './peers.js';
-import { writeReport, type RunInfo } from './report.js';
+import { writeReport } from './report.js';
 import { PopspoolTarget, type BenchEnv, type Target } from './servers.js';
 import { workloadA, workloadB, workloadC, workloadD, workloadE } from './workloads.js';
 
@@ -54,28 +56,6 @@ function prepareMailboxes(opts: BenchOptions, progress: Progress): { mix: Mailbo
     return gen(user, user, { kind: 'mix', count: SMALL_MAILBOX_MESSAGES }, smallDir);
   }) : [];
   return { mix, big, small };
-}
-
-function machine(): RunInfo['machine'] {
-  const sh = (cmd: string) => {
-    try {
-      return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return '(unavailable)';
-    }
-  };
-  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?';
-  return { nproc: sh('nproc'), free: sh('free -h'), uname: sh('uname -a'), node: process.version, cpu, peerVersions: {} };
-}
-
-function peerVersion(name: string, bin: string): string {
-  const args = name === 'dovecot' ? ['--version'] : name === 'mailutils' ? ['--version'] : ['-V'];
-  try {
-    return execSync([bin, ...args].join(' ') + ' 2>&1', { encoding: 'utf8', timeout: 5000 }).split('\n')[0]!.trim();
-  } catch (err) {
-    const out = String((err as { stdout?: string }).stdout ?? '').split('\n')[0]!.trim();
-    return out || 'version unknown';
-  }
 }
 
 export async function runBench(opts: BenchOptions): Promise<number> {
@@ -122,7 +102,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   fs.mkdirSync(env.spoolDir, { mode: 0o775 });
   fs.chmodSync(env.spoolDir, 0o775);
   fs.chownSync(env.spoolDir, env.uid, env.gid);
-  fs.writeFileSync(env.usersFile, users.map((u) => `${u}:{PLAIN}${BENCH_PASSWORD}`).join('\n') + '\n', { mode: 0o644 });
+  const creds = writeCredentials({ names: users, password: BENCH_PASSWORD, hash: opts.hash, cacheDir: opts.cacheDir, usersFile: env.usersFile, systemUsers: acct !== null });
+  if (creds.note) results.notes.push(creds.note);
+  info.fsync = probeFsync(env.spoolDir);
+  const python = !opts.noPython && spawnSync('python3', ['-c', 'import socket; socket.TCP_QUICKACK'], { stdio: 'ignore' }).status === 0;
+  if (!python) results.notes.push(`python3 clients ${opts.noPython ? 'disabled (--no-python)' : 'unavailable (no python3 with socket.TCP_QUICKACK)'}: (b) and (c) use the Node client (noDelay, no TCP_QUICKACK)`);
 
   const targets: Target[] = [
     ...opts.variants.map((v) => new PopspoolTarget(v, env)),
@@ -140,9 +124,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   if (small.length) plan.push([`f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, (c, t) => workloadF(c, t, small)]);
 
   const progress = new Progress(targets.length * plan.length);
-  const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env) };
+  const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python };
   try {
     for (const target of targets) {
+      if (target instanceof PopspoolTarget && target.workers > 1 && !plan.some(([label]) => label[0] === 'f')) continue;
       try {
         await target.start();
       } catch (err) {
@@ -156,6 +141,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
           progress.step(`${target.name}: ${label}`);
           if (opts.skip.has(`${target.name}:${label[0]}`)) {
             progress.info('skipped (--skip)');
+            continue;
+          }
+          if (target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f') {
+            progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
             continue;
           }
           const t0 = Date.now();
@@ -173,7 +162,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   }
 
   const fatal = results.failures.filter((f) => f.fatal);
-  const out = writeReport(opts, results, { started, finished: new Date(), machine: info, targets: targets.map((t) => t.name), mailboxes: [...mix, ...(big ? [big] : [])], smallMailboxes: small.length });
+  const out = writeReport(opts, results, {
+    started, finished: new Date(), machine: info, targets: targets.map((t) => t.name), mailboxes: [...mix, ...(big ? [big] : [])], smallMailboxes: small.length,
+    schemes: creds.schemes, python,
+  });
   progress.info(`report written to ${out}`);
   for (const f of results.failures) process.stderr.write(`${f.fatal ? 'FAIL' : 'peer'} ${f.target}: ${f.what}: ${f.detail}\n`);
   if (fatal.length) {

@@ -9,6 +9,18 @@ import { PEER_NAMES, type PeerName } from './peers.js';
 import type { PopspoolVariant } from './servers.js';
 
 export type WorkloadId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+export type BenchHash = 'sha512-crypt' | 'plain';
+
+/** Workers of the `server×N` variant (workload f only): one per core, at least 2, so scaling shows. */
+export const CLUSTER_WORKERS = Math.max(2, os.availableParallelism());
+
+/** Accepts `server×N` and the ASCII spelling `serverxN`. */
+function parseVariant(x: string): PopspoolVariant {
+  if (['copy', 'server', 'server+hold'].includes(x)) return x as PopspoolVariant;
+  const m = /^server[x×](\d+)$/.exec(x);
+  if (m && Number(m[1]) >= 1) return `server×${Number(m[1])}`;
+  throw new Error(`unknown mode ${x} (copy, server, server+hold, server×N or serverxN)`);
+}
 export const WORKLOADS: Readonly<Record<WorkloadId, string>> = {
   a: 'check-mail (USER/PASS/STAT/QUIT), cold and warm',
   b: 'download all, keep (RETR every message, QUIT)',
@@ -44,8 +56,10 @@ export interface BenchOptions {
   readonly cacheDir: string;
   /** Private root where popa3d / Mailutils pop3d were unpacked with dpkg -x. */
   readonly peerRoot: string;
-  /** Skip the python3 poplib client in workload b. */
+  /** Skip the python3 clients (poplib and QUICKACK) in workloads b and c: the Node client does them. */
   readonly noPython: boolean;
+  /** Password scheme of the bench users, the same for popspool, Dovecot and the Unix users the other peers check. */
+  readonly hash: BenchHash;
   readonly removeUsers: boolean;
   readonly help: boolean;
   /** Set when argv could not be parsed; runBench prints it with the usage and exits 2. */
@@ -61,7 +75,9 @@ export const USAGE = `usage: popspool bench [options]
   --transfer-max N     run workloads b, c, d only on mailboxes of at most N messages (default 10k)
   --big SIZE           size of the single-message spool for workload e (default 1g; k/m/g suffixes)
   --workloads a,b,...  subset of: ${Object.entries(WORKLOADS).map(([k]) => k).join(', ')}
-  --modes LIST         popspool variants: copy,server,server+hold
+  --modes LIST         popspool variants: copy,server,server+hold,server×N (serverxN: --workers N,
+                       workload f only; default N = cores, at least 2)
+  --hash SCHEME        users' password scheme, the same on every side: sha512-crypt (default) or plain
   --peers LIST         dovecot,mailutils,popa3d, or none
   --reps N             repetitions per measurement (default 5; medians and min-max are reported)
   --transfer-reps N    repetitions of the long workloads b, c, d, f (default: --reps)
@@ -71,7 +87,7 @@ export const USAGE = `usage: popspool bench [options]
   --seed N             generator seed (default 1939)
   --cache-dir DIR      generated spools cache (default $TMPDIR/popspool-bench-cache)
   --peer-root DIR      where popa3d and mailutils-pop3d were unpacked (default /opt/popbench-peers/root)
-  --no-python          skip the python3 poplib client
+  --no-python          skip the python3 clients (b and c then use the Node client)
   --remove-users       delete the throwaway Unix users the bench created, and exit
 Workloads:
 ${Object.entries(WORKLOADS).map(([k, v]) => `  ${k}  ${v}`).join('\n')}`;
@@ -99,7 +115,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     transferMax: quick ? 200 : 10_000,
     bigBytes: quick ? 16 << 20 : 1 << 30,
     workloads: new Set<WorkloadId>(['a', 'b', 'c', 'd', 'e', 'f']),
-    variants: ['copy', 'server', 'server+hold'] as PopspoolVariant[],
+    variants: ['copy', 'server', 'server+hold', `server×${CLUSTER_WORKERS}`] as PopspoolVariant[],
     peers: [...PEER_NAMES] as PeerName[],
     reps: quick ? 1 : 5,
     transferReps: 0,
@@ -110,6 +126,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     cacheDir: path.join(os.tmpdir(), 'popspool-bench-cache'),
     peerRoot: process.env.POPSPOOL_BENCH_PEERS ?? '/opt/popbench-peers/root',
     noPython: false,
+    hash: 'sha512-crypt' as BenchHash,
     removeUsers: false,
     help: false,
   };
@@ -146,9 +163,7 @@ function parseInto(o: Mutable<BenchOptions> & { workloads: Set<WorkloadId>; skip
         break;
       }
       case '--modes': {
-        const m = list(value());
-        for (const x of m) if (!['copy', 'server', 'server+hold'].includes(x)) throw new Error(`unknown mode ${x} (copy, server, server+hold)`);
-        o.variants = m as PopspoolVariant[];
+        o.variants = list(value()).map(parseVariant);
         break;
       }
       case '--peers': {
@@ -167,6 +182,12 @@ function parseInto(o: Mutable<BenchOptions> & { workloads: Set<WorkloadId>; skip
       case '--cache-dir': o.cacheDir = path.resolve(value()); break;
       case '--peer-root': o.peerRoot = path.resolve(value()); break;
       case '--no-python': o.noPython = true; break;
+      case '--hash': {
+        const h = value();
+        if (h !== 'sha512-crypt' && h !== 'plain') throw new Error(`unknown hash ${h} (sha512-crypt or plain)`);
+        o.hash = h;
+        break;
+      }
       case '--remove-users': o.removeUsers = true; break;
       case '-h': case '--help': o.help = true; break;
       default: throw new Error(`unknown option ${a}`);

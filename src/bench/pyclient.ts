@@ -1,50 +1,140 @@
 /**
- * The "ordinary client" for download-all: Python's poplib, which sends each command as its own
- * small write and never sets TCP_QUICKACK, so delayed-ACK stalls show up in its ms per RETR.
- * It verifies every message against the generator's digests, like the Node client.
+ * Two python3 clients for workloads b and c, both verifying every message against the
+ * generator's digests like the Node client:
+ * - `poplib`: Python's poplib, the "ordinary client": each command its own small write, never
+ *   TCP_QUICKACK, so a server's delayed-ACK stalls show up in its ms per RETR;
+ * - `quickack`: a raw-socket client that re-arms TCP_QUICKACK after every recv (the kernel
+ *   clears it), as the issue's orientation figures for the peers were measured. Servers that
+ *   write a reply in several segments (popa3d, Mailutils) stall 40 ms per RETR on a
+ *   delayed-ACK client; with this one they run at their real speed, so it is the fair client
+ *   for comparing MB/s and ms per RETR across servers.
  */
 import { spawn } from 'node:child_process';
 import type { MessageDigest } from './generator.js';
 
-/** RETR every message, keep, QUIT; prints one JSON line. Digests come on stdin, one "octets sha256" per line. */
-const SCRIPT = String.raw`
-import hashlib, json, poplib, sys, time
-host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+/** Common prologue: arguments, digests on stdin ("octets sha256" per line), the result line. */
+const PROLOGUE = String.raw`
+import hashlib, json, socket, sys, time
+host, port, user, pw, dele = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "dele"
 want = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
+bad = []
+octets = 0
+def check(i, wire):
+    global octets
+    octets += len(wire)
+    w = want[i - 1] if i - 1 < len(want) else None
+    if w is None or int(w[0]) != len(wire) or w[1] != hashlib.sha256(wire).hexdigest():
+        bad.append(i)
+def done(n, t0, t1, t2, t3):
+    print(json.dumps({"count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1, "quit": t3 - t2}))
+`;
+
+/** poplib: RETR (and DELE) every message, QUIT. */
+const POPLIB = PROLOGUE + String.raw`
+import poplib
 poplib._MAXLINE = 1 << 20
 t0 = time.perf_counter()
 p = poplib.POP3(host, port, timeout=300)
 p.user(user); p.pass_(pw)
 n, _ = p.stat()
-bad = []
-octets = 0
 t1 = time.perf_counter()
 for i in range(1, n + 1):
     _, lines, _ = p.retr(i)
-    wire = b"".join(l + b"\r\n" for l in lines)
-    octets += len(wire)
-    w = want[i - 1] if i - 1 < len(want) else None
-    if w is None or int(w[0]) != len(wire) or w[1] != hashlib.sha256(wire).hexdigest():
-        bad.append(i)
+    check(i, b"".join(l + b"\r\n" for l in lines))
+    if dele: p.dele(i)
 t2 = time.perf_counter()
 p.quit()
 t3 = time.perf_counter()
-print(json.dumps({"count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1}))
+done(n, t0, t1, t2, t3)
 `;
+
+/**
+ * Raw socket with TCP_NODELAY and TCP_QUICKACK re-armed after every recv. A multi-line reply
+ * ends at the first CRLF.CRLF at or after its status line's CRLF (so an empty body is found
+ * too); un-stuffing is one replace of CRLF.. by CRLF. plus a leading "..".
+ */
+const QUICKACK = PROLOGUE + String.raw`
+IPT, QA = socket.IPPROTO_TCP, socket.TCP_QUICKACK
+buf = bytearray()
+chunk = memoryview(bytearray(1 << 18))
+s = None
+def recv():
+    k = s.recv_into(chunk)
+    s.setsockopt(IPT, QA, 1)
+    if not k:
+        raise EOFError("server closed the connection")
+    buf.extend(chunk[:k])
+def line():
+    global buf
+    scan = 0
+    while True:
+        e = buf.find(b"\r\n", scan)
+        if e >= 0:
+            l = bytes(buf[:e]); del buf[:e + 2]
+            if not l.startswith(b"+OK"):
+                raise RuntimeError("server said: %r" % l[:200])
+            return l
+        scan = max(0, len(buf) - 1); recv()
+def multi():
+    scan = 0
+    while True:
+        e = buf.find(b"\r\n", scan)
+        if e >= 0: break
+        scan = max(0, len(buf) - 1); recv()
+    if not buf.startswith(b"+OK"):
+        raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
+    start = e
+    scan = start
+    while True:
+        t = buf.find(b"\r\n.\r\n", scan)
+        if t >= 0: break
+        scan = max(start, len(buf) - 4); recv()
+    body = bytes(buf[start + 2:t + 2]).replace(b"\r\n..", b"\r\n.")
+    if body.startswith(b".."):
+        body = body[1:]
+    del buf[:t + 5]
+    return body
+def cmd(c):
+    s.sendall(c.encode() + b"\r\n")
+t0 = time.perf_counter()
+s = socket.create_connection((host, port), timeout=300)
+s.setsockopt(IPT, socket.TCP_NODELAY, 1)
+s.setsockopt(IPT, QA, 1)
+line()
+cmd("USER " + user); line()
+cmd("PASS " + pw); line()
+cmd("STAT"); n = int(line().split()[1])
+t1 = time.perf_counter()
+for i in range(1, n + 1):
+    cmd("RETR %d" % i)
+    check(i, multi())
+    if dele:
+        cmd("DELE %d" % i); line()
+t2 = time.perf_counter()
+cmd("QUIT"); line()
+t3 = time.perf_counter()
+s.close()
+done(n, t0, t1, t2, t3)
+`;
+
+export type PyClientKind = 'poplib' | 'quickack';
 
 export interface PyResult {
   readonly count: number;
   readonly octets: number;
   readonly badCount: number;
   readonly bad: number[];
-  /** Seconds for the whole session and for the RETR loop alone. */
+  /** Seconds: the whole session, the RETR(+DELE) loop alone, and the QUIT (the update). */
   readonly total: number;
   readonly retr: number;
+  readonly quit: number;
 }
 
-export function pythonDownloadAll(port: number, user: string, pass: string, want: readonly MessageDigest[]): Promise<PyResult> {
+/** One python3 session: RETR every message (and DELE it when `dele`), QUIT; every message verified. */
+export function pythonSession(kind: PyClientKind, port: number, user: string, pass: string, want: readonly MessageDigest[], dele = false): Promise<PyResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', SCRIPT, '127.0.0.1', String(port), user, pass], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const script = kind === 'poplib' ? POPLIB : QUICKACK;
+    const child = spawn('python3', ['-c', script, '127.0.0.1', String(port), user, pass, dele ? 'dele' : 'keep'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -52,15 +142,16 @@ export function pythonDownloadAll(port: number, user: string, pass: string, want
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) {
-        reject(new Error(`python3 poplib client failed (${code}): ${err.trim().split('\n').pop() ?? ''}`));
+        reject(new Error(`python3 ${kind} client failed (${code}): ${err.trim().split('\n').pop() ?? ''}`));
         return;
       }
       try {
         resolve(JSON.parse(out) as PyResult);
       } catch {
-        reject(new Error(`python3 poplib client printed: ${out.slice(0, 200)}`));
+        reject(new Error(`python3 ${kind} client printed: ${out.slice(0, 200)}`));
       }
     });
+    child.stdin.on('error', () => undefined); // a client that died early reports through 'close'
     child.stdin.end(want.map((d) => `${d.octets} ${d.sha256}`).join('\n'));
   });
 }

@@ -6,16 +6,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { median, type Mailbox, type Results, type Series } from './context.js';
+import type { SchemeInfo } from './credentials.js';
+import type { MachineInfo } from './machine.js';
 import { WORKLOADS, type BenchOptions } from './options.js';
+import { targetsTable } from './targets.js';
 import { barChart, fmt, type Bar } from './svg.js';
 
 export interface RunInfo {
   readonly started: Date;
   readonly finished: Date;
-  readonly machine: { nproc: string; free: string; uname: string; node: string; cpu: string; peerVersions: Record<string, string> };
+  readonly machine: MachineInfo;
   readonly targets: readonly string[];
   readonly mailboxes: readonly Mailbox[];
   readonly smallMailboxes: number;
+  /** Password schemes each side checked. */
+  readonly schemes: SchemeInfo;
+  /** Whether (b) and (c) used the python3 clients (QUICKACK and poplib) or the Node client. */
+  readonly python: boolean;
 }
 
 interface Metric {
@@ -25,29 +32,33 @@ interface Metric {
   readonly plot: string | null;
 }
 
-const METRICS: readonly Metric[] = [
-  { prefix: 'a.cold', title: '(a) check-mail, cold: first session after the spool changed (seconds)', plot: 'a-cold.svg' },
-  { prefix: 'a.warm', title: '(a) check-mail, warm: second session (seconds)', plot: 'a-warm.svg' },
-  { prefix: 'b.mbps', title: '(b) download all, keep — Node client with noDelay (MB/s, whole session)', plot: 'b-mbps.svg' },
-  { prefix: 'b.msretr', title: '(b) download all, keep — Node client: ms per RETR', plot: null },
-  { prefix: 'b.py.msretr', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK: ms per RETR', plot: 'b-py-msretr.svg' },
-  { prefix: 'b.py.mbps', title: '(b) download all, keep — python3 poplib (MB/s, whole session)', plot: null },
-  { prefix: 'c.total', title: '(c) download and delete all, including QUIT (seconds)', plot: 'c-total.svg' },
-  { prefix: 'c.quit', title: '(c) download and delete all: the QUIT update alone (seconds)', plot: null },
-  { prefix: 'd.quit', title: '(d) delete 10% spread through the spool: QUIT update time (seconds)', plot: 'd-quit.svg' },
-  { prefix: 'd.total', title: '(d) delete 10%: whole session (seconds)', plot: null },
-  { prefix: 'e.mbps', title: '(e) RETR of one huge message (MB/s)', plot: 'e-mbps.svg' },
-  { prefix: 'f.rate', title: '(f) check-mail sessions on small mailboxes: sessions/s, by sessions at once', plot: 'f-rate.svg' },
-  { prefix: 'f.p50', title: '(f) check-mail session latency p50 (ms)', plot: null },
-  { prefix: 'f.p99', title: '(f) check-mail session latency p99 (ms)', plot: null },
-  { prefix: 'f.failures', title: '(f) failed sessions (count per run)', plot: null },
-  { prefix: 'f.race.rate', title: '(f) download-and-delete sessions with 10% racing a procmail delivery: sessions/s', plot: 'f-race-rate.svg' },
-  { prefix: 'f.race.p99', title: '(f) racing sessions: latency p99 (ms)', plot: null },
-];
+function metrics(python: boolean): readonly Metric[] {
+  const fair = python ? 'python3 client with TCP_QUICKACK' : 'Node client, noDelay, no TCP_QUICKACK';
+  return [
+    { prefix: 'a.cold', title: '(a) check-mail, cold: first session after the spool changed (seconds)', plot: 'a-cold.svg' },
+    { prefix: 'a.warm', title: '(a) check-mail, warm: second session (seconds)', plot: 'a-warm.svg' },
+    { prefix: 'b.mbps', title: `(b) download all, keep — ${fair} (MB/s, whole session)`, plot: 'b-mbps.svg' },
+    { prefix: 'b.msretr', title: `(b) download all, keep — ${fair}: ms per RETR`, plot: null },
+    { prefix: 'b.py.msretr', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK: ms per RETR', plot: 'b-py-msretr.svg' },
+    { prefix: 'b.py.mbps', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK (MB/s, whole session)', plot: null },
+    { prefix: 'c.total', title: `(c) download and delete all, including QUIT — ${fair} (seconds)`, plot: 'c-total.svg' },
+    { prefix: 'c.quit', title: '(c) download and delete all: the QUIT update alone (seconds)', plot: null },
+    { prefix: 'd.quit', title: '(d) delete 10% spread through the spool: QUIT update time (seconds)', plot: 'd-quit.svg' },
+    { prefix: 'd.total', title: '(d) delete 10%: whole session (seconds)', plot: null },
+    { prefix: 'e.mbps', title: '(e) RETR of one huge message (MB/s)', plot: 'e-mbps.svg' },
+    { prefix: 'f.first.rate', title: '(f) first check-mail session per mailbox since the server started (popspool pays every password hash): sessions/s', plot: null },
+    { prefix: 'f.rate', title: '(f) check-mail sessions on small mailboxes: sessions/s, by sessions at once', plot: 'f-rate.svg' },
+    { prefix: 'f.p50', title: '(f) check-mail session latency p50 (ms)', plot: null },
+    { prefix: 'f.p99', title: '(f) check-mail session latency p99 (ms)', plot: null },
+    { prefix: 'f.failures', title: '(f) failed sessions (count per run)', plot: null },
+    { prefix: 'f.race.rate', title: '(f) download-and-delete sessions with 10% racing a procmail delivery: sessions/s', plot: 'f-race-rate.svg' },
+    { prefix: 'f.race.p99', title: '(f) racing sessions: latency p99 (ms)', plot: null },
+  ];
+}
 
-type Cell = { med: number; min: number; max: number; n: number } | null;
+export type Cell = { med: number; min: number; max: number; n: number } | null;
 
-function cell(s: Series | undefined): Cell {
+export function cell(s: Series | undefined): Cell {
   const v = s?.values.filter((x) => Number.isFinite(x)) ?? [];
   if (!v.length) return null;
   return { med: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
@@ -58,7 +69,7 @@ function show(c: Cell): string {
   return c.n > 1 && c.max > c.min ? `${fmt(c.med)} (${fmt(c.min)}–${fmt(c.max)})` : fmt(c.med);
 }
 
-function columns(results: Results, prefix: string): string[] {
+export function columns(results: Results, prefix: string): string[] {
   const cols: string[] = [];
   for (const s of results.series.values()) {
     const [p, col] = s.key.split('/');
@@ -68,7 +79,7 @@ function columns(results: Results, prefix: string): string[] {
 }
 
 /** >1 means `fast` wins: time ratio slow/fast for lower-is-better, rate ratio for higher-is-better. */
-function speedup(results: Results, key: string, of: string, over: string): number {
+export function speedup(results: Results, key: string, of: string, over: string): number {
   const a = cell(results.get(of, key));
   const b = cell(results.get(over, key));
   if (!a || !b) return NaN;
@@ -78,30 +89,6 @@ function speedup(results: Results, key: string, of: string, over: string): numbe
 
 function mib(bytes: number): string {
   return `${(bytes / (1 << 20)).toFixed(0)} MiB`;
-}
-
-function targetsTable(results: Results, info: RunInfo): string[] {
-  const sizes = info.mailboxes.filter((m) => m.manifest.kind === 'mix').map((m) => m.label);
-  const small = sizes[0];
-  const large = sizes[sizes.length - 1];
-  const peers = info.targets.filter((t) => ['dovecot', 'mailutils', 'popa3d'].includes(t));
-  const med = (t: string, k: string) => cell(results.get(t, k))?.med ?? NaN;
-  const rows: [string, string, number, (r: number) => boolean][] = [];
-  if (small && large) {
-    rows.push([`warm check-mail independent of spool size: server ${large} ÷ ${small}`, '≤ 2', med('server', `a.warm/${large}`) / med('server', `a.warm/${small}`), (r) => r <= 2]);
-    const peerWarm = peers.map((p) => med(p, `a.warm/${large}`)).filter(Number.isFinite);
-    const fastest = peerWarm.length ? Math.min(...peerWarm) : NaN;
-    const fastestName = peers.find((p) => med(p, `a.warm/${large}`) === fastest) ?? 'no peer';
-    rows.push([`warm check-mail ${large}: fastest peer (${fastestName}) ÷ server`, '≥ 5', fastest / med('server', `a.warm/${large}`), (r) => r >= 5]);
-    rows.push([`cold check-mail ${large}: popa3d ÷ server`, '≥ 1', med('popa3d', `a.cold/${large}`) / med('server', `a.cold/${large}`), (r) => r >= 1]);
-    rows.push([`check-mail ${large} (warm): copy ÷ server`, '≥ 100', med('copy', `a.warm/${large}`) / med('server', `a.warm/${large}`), (r) => r >= 100]);
-  }
-  const cCols = columns(results, 'c.total');
-  const cLarge = cCols[cCols.length - 1];
-  if (cLarge) rows.push([`download-and-delete-all ${cLarge}: copy ÷ server`, '≥ 2', speedup(results, `c.total/${cLarge}`, 'server', 'copy'), (r) => r >= 2]);
-  const out = ['| Target | Wanted | Measured | Met? |', '|---|---|---|---|'];
-  for (const [what, want, r, ok] of rows) out.push(`| ${what} | ${want} | ${Number.isFinite(r) ? `${fmt(r)}×` : 'not measured'} | ${Number.isFinite(r) ? (ok(r) ? 'yes' : '**no**') : '–'} |`);
-  return out;
 }
 
 function chart(results: Results, m: Metric, targets: readonly string[]): string | null {
@@ -129,17 +116,28 @@ export function writeReport(opts: BenchOptions, results: Results, info: RunInfo)
     + 'Re-run with `npm run bench`; `--help` lists the filters. Numbers are medians over '
     + `${opts.reps} repetition(s) (workloads b, c, d, f: ${opts.transferReps}), min–max in parentheses.`, '');
   L.push('## Machine', '', '```', `nproc: ${info.machine.nproc}`, `cpu: ${info.machine.cpu}`, info.machine.free, info.machine.uname, `node ${info.machine.node}`, '```', '');
-  L.push('Servers: popspool `copy` mode, `server` mode and `server+hold` (server mode with holdLock)' + (Object.keys(info.machine.peerVersions).length
+  const fsy = info.machine.fsync;
+  if (fsy) {
+    L.push(`Spool filesystem: ${fsy.fsType}; write 200 bytes + fsync: ${fmt(fsy.fileMs)} ms; a journal-style state change (temp file + fsync + rename + directory fsync): `
+      + `${fmt(fsy.stateMs)} ms (medians of ${fsy.samples}).`, '');
+  }
+  const cluster = targets.filter((t) => /^server×\d+$/.test(t));
+  L.push('Servers: popspool `copy` mode, `server` mode and `server+hold` (server mode with holdLock)'
+    + (cluster.length ? `, ${cluster.map((c) => `\`${c}\` (server mode with \`--workers ${c.split('×')[1]}\`, node:cluster; workload f only)`).join(', ')}` : '')
+    + (Object.keys(info.machine.peerVersions).length
     ? `; peers: ${Object.entries(info.machine.peerVersions).map(([k, v]) => `${k} (${v})`).join(', ')}.` : '; no peers.'), '');
   for (const n of results.notes) L.push(`- ${n}`);
   if (results.notes.length) L.push('');
   L.push('Mailboxes (generated, seed ' + opts.seed + '): ' + info.mailboxes.map((m) => `${m.label} = ${m.manifest.count} message(s), ${(m.manifest.spoolBytes / 1e6).toFixed(1)} MB`).join('; ')
     + (info.smallMailboxes ? `; workload f: ${info.smallMailboxes} small mailboxes.` : '.'), '');
-  L.push('## Targets', '', 'Ratios from this run (reported, never asserted; >1 means the first-named side is slower):', '', ...targetsTable(results, info), '');
+  const mixLabels = info.mailboxes.filter((m) => m.manifest.kind === 'mix').map((m) => m.label);
+  L.push('## Targets', '', 'Every target of issue 5, from this run (reported, never asserted). Ratios of times are slower ÷ faster as named; "not measured": the run did not include it.', '',
+    ...targetsTable(results, { targets, mixLabels }), '');
+  L.push(...schemesSection(info), ...journalSection(results, info));
   L.push('## Workloads', '');
   for (const [k, v] of Object.entries(WORKLOADS)) L.push(`- **${k}** ${v}`);
   L.push('');
-  for (const m of METRICS) {
+  for (const m of metrics(info.python)) {
     const cols = columns(results, m.prefix);
     if (!cols.length) continue;
     L.push(`### ${m.title}`, '');
@@ -164,7 +162,7 @@ export function writeReport(opts: BenchOptions, results: Results, info: RunInfo)
     for (const f of results.failures) L.push(`| ${f.target}${f.fatal ? ' (**fatal**)' : ''} | ${f.what} | ${f.detail.replace(/\|/g, '\\|').slice(0, 300)} |`);
     L.push('');
   }
-  L.push(...method());
+  L.push(...method(info.python));
   const file = path.join(opts.out, 'benchmarks.md');
   fs.writeFileSync(file, L.join('\n'));
   return file;
@@ -206,7 +204,49 @@ function counters(results: Results, targets: readonly string[]): string[] {
   return [...out, ''];
 }
 
-function method(): string[] {
+/** Which password scheme each side checked, and whether that is equal hash cost. */
+function schemesSection(info: RunInfo): string[] {
+  const t = info.targets;
+  const popspool = t.filter((x) => !['dovecot', 'mailutils', 'popa3d'].includes(x));
+  const rows: string[] = [];
+  if (popspool.length) {
+    rows.push(`| popspool (${popspool.join(', ')}) | users file (passwd-file) | ${info.schemes.usersFile} | unixcrypt (JavaScript) | verified-credentials cache, 5 min TTL: after the first login of a user, the next ones skip the hash |`);
+  }
+  if (t.includes('dovecot')) rows.push(`| dovecot | the same users file (passwd-file passdb) | ${info.schemes.usersFile} | libc crypt(3) in the auth process | none (auth_cache_size = 0, Dovecot's default) |`);
+  for (const p of ['mailutils', 'popa3d'].filter((x) => t.includes(x))) rows.push(`| ${p} | /etc/shadow of the throwaway Unix users | ${info.schemes.shadow ?? 'unknown'} | libc crypt(3) | none |`);
+  if (!rows.length) return [];
+  const sha = info.schemes.usersFile.startsWith('SHA512-CRYPT');
+  const shadowSame = info.schemes.shadow === null || info.schemes.shadow === info.schemes.usersFile;
+  const equal = sha && shadowSame
+    ? 'Equal hash cost: every side checks the same scheme and cost (SHA-512 crypt, 5000 rounds; the bench writes the same hashes to the users file and, with `chpasswd -e`, to /etc/shadow). '
+      + 'Implementations differ: popspool computes it in JavaScript (about 20 ms here), libc in C (a few ms). Workload f\'s measured passes follow a first pass over every mailbox, so popspool answers them from its credentials cache; '
+      + 'the "first session per mailbox" table is the pass where it pays every hash.'
+    : `**Not equal hash cost**: the users file holds ${info.schemes.usersFile}${info.schemes.shadow ? `, /etc/shadow ${info.schemes.shadow}` : ''} (run with \`--hash sha512-crypt\` and openssl for equal cost).`;
+  return ['## Password schemes (workload f is dominated by logins)', '', '| Server | Checks against | Scheme | Computed by | Cache |', '|---|---|---|---|---|', ...rows, '', equal, ''];
+}
+
+/** What the crash-safety journal costs per update: the fsync probe against the (d) update times. */
+function journalSection(results: Results, info: RunInfo): string[] {
+  const fsy = info.machine.fsync;
+  const dCols = columns(results, 'd.quit');
+  if (!fsy || !dCols.length) return [];
+  // journal.ts: 4 state changes (temp + fsync + rename + dir fsync); the image file's fsync; 2 spool fsyncs and
+  // the final directory fsync an unjournaled in-place rewrite would not need.
+  const fixedMs = 4 * fsy.stateMs + 4 * fsy.fileMs;
+  const out = ['## What the journal costs (DESIGN.md §4)', '',
+    `A journaled rewrite — workload d — builds the new tail of the spool in an image file and copies it into place under a write-ahead journal: 4 journal state changes `
+    + `(temp file + fsync + rename + directory fsync, ${fmt(fsy.stateMs)} ms each here), the image's fsync, 2 extra spool fsyncs and a final directory fsync (${fmt(fsy.fileMs)} ms each), `
+    + `so about ${fmt(fixedMs)} ms of fixed cost on this ${fsy.fsType} filesystem, plus writing the rewritten bytes twice (image, then spool). `
+    + 'Deleting every message (workload c) truncates the spool and fsyncs it once: no journal.', ''];
+  const share = dCols.map((c) => {
+    const q = cell(results.get('server', `d.quit/${c}`));
+    return q ? `${c}: ${fmt(fixedMs)} ms of ${fmt(q.med * 1000)} ms (${fmt((100 * fixedMs) / (q.med * 1000))} %)` : null;
+  }).filter((x): x is string => x !== null);
+  if (share.length) out.push(`Estimated journal share of the server-mode (d) QUIT update: ${share.join('; ')}.`, '');
+  return out;
+}
+
+function method(python: boolean): string[] {
   return ['## Method', '',
     '- Mailboxes are generated deterministically (seeded PRNG): 98.5 % text messages of 2–20 KB, 1.5 % with a base64 attachment of 100 KB–1 MB; '
     + 'bodies contain lines starting with `.` and `>From `; LF line endings. The generator records the SHA-256 of each message\'s wire form; '
@@ -214,9 +254,17 @@ function method(): string[] {
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
     + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. The page cache is warm in all cases.',
     '- **cold** = first session after the spool changed (its mtime is moved, popspool\'s cache file and Dovecot\'s index are removed); **warm** = the next session.',
-    '- (b) is measured twice: with the bench\'s Node client (noDelay) and with python3 `poplib`, which sends each command as its own write and never sets TCP_QUICKACK, so delayed-ACK stalls show in its ms per RETR.',
+    python
+      ? '- (b) and (c) use a python3 raw-socket client that sets TCP_NODELAY and re-arms TCP_QUICKACK after every recv (the kernel clears it), as the issue\'s orientation figures were measured: '
+        + 'servers that write a reply in several segments (popa3d, Mailutils) would otherwise stall about 40 ms per RETR on the client\'s delayed ACK, which measures the client, not the server. '
+        + '(b) is measured a second time with python3 `poplib`, which sends each command as its own write and never sets TCP_QUICKACK, so delayed-ACK stalls show in its ms per RETR (the ≤ 0.5 ms target). '
+        + 'Both python clients verify every message\'s size and SHA-256; (b) MB/s is over the whole session (connect, login, RETRs, QUIT).'
+      : '- (b) and (c) use the bench\'s Node client (noDelay, no TCP_QUICKACK): python3 was not used, so peers that write replies in several segments show delayed-ACK stalls.',
     '- (b), (c), (d) and (e) open with an unmeasured check-mail session, so they measure transfer and update, not the scan.',
-    '- (f) runs one session per small mailbox, N at once; the racing variant runs download-and-delete-all sessions while procmail (`procmail -m`, dotlock + fcntl) delivers to every tenth mailbox, then counts the messages in every spool.',
+    '- (f) runs one session per small mailbox, N at once, after a first pass over every mailbox (50 at once, reported on its own: for popspool the pass where every login pays its password hash); '
+    + 'the racing variant runs download-and-delete-all sessions while procmail (`procmail -m`, dotlock + fcntl) delivers to every tenth mailbox, then counts the messages in every spool. '
+    + '`server×N` is server mode with `--workers N` (node:cluster: N processes share the listener; CPU and peak RSS are summed over them) and runs workload f only. '
+    + 'Passwords: see "Password schemes" (`--hash plain` turns hashing off on every side).',
     '- Peers: Dovecot runs with `dovecot -F -c OUR.conf` (passwd-file passdb, static userdb); GNU Mailutils pop3d with `--config-file`; '
     + 'popa3d (which hard-codes /var/mail) behind `socat` inside a private mount namespace (`unshare --mount`) with the bench spool directory bind-mounted over /var/mail. '
     + 'Mailutils and popa3d authenticate Unix users, so the bench creates throwaway users `pb*` sharing the uid of a `popbench` account (and a `popa3d` account); '

@@ -46,6 +46,8 @@ export interface Target {
   stop(): Promise<void>;
   /** Forgets what the server cached about `user`'s spool (the caller has already changed its mtime). */
   makeCold(user: string): void;
+  /** Server processes sharing the listener (popspool `server×N`); absent means one. */
+  readonly workers?: number;
   /** Measurable process (popspool only). */
   usage?(): ProcUsage | null;
   resetPeak?(): void;
@@ -83,6 +85,33 @@ export async function waitForGreeting(port: number, child?: ChildProcess, timeou
   }
 }
 
+/** `pid` and its descendants (node:cluster workers), from the ppid fields of /proc/N/stat. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(d));
+      children.set(ppid, list);
+    } catch {
+      // exited while we looked
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!) ?? []));
+  return out;
+}
+
+/** CPU seconds and peak RSS summed over a process tree (the peak sum is an upper bound of the tree's peak). */
+export function treeUsage(pid: number): ProcUsage | null {
+  const parts = processTree(pid).map(procUsage).filter((u): u is ProcUsage => u !== null);
+  if (!parts.length) return null;
+  return { cpu: parts.reduce((a, u) => a + u.cpu, 0), peakRss: parts.reduce((a, u) => a + u.peakRss, 0) };
+}
+
 export function procUsage(pid: number): ProcUsage | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -114,7 +143,14 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   clearTimeout(t);
 }
 
-export type PopspoolVariant = 'copy' | 'server' | 'server+hold';
+/** popspool configurations: `server×N` is server mode with `--workers N` (node:cluster). */
+export type PopspoolVariant = 'copy' | 'server' | 'server+hold' | `server×${number}`;
+
+/** The worker count of a `server×N` variant, 1 for the others. */
+export function variantWorkers(v: PopspoolVariant): number {
+  const m = /^server×(\d+)$/.exec(v);
+  return m ? Number(m[1]) : 1;
+}
 
 /** popspool as a child process: `popspool serve` with a private state directory. */
 export class PopspoolTarget implements Target {
@@ -123,9 +159,12 @@ export class PopspoolTarget implements Target {
   private child: ChildProcess | null = null;
   private readonly stateDir: string;
   private stderr = '';
+  /** node:cluster workers (`server×N`), 1 otherwise. */
+  readonly workers: number;
 
   constructor(readonly name: PopspoolVariant, private readonly env: BenchEnv) {
-    this.stateDir = path.join(env.root, `state-${name.replace('+', '-')}`);
+    this.workers = variantWorkers(name);
+    this.stateDir = path.join(env.root, `state-${name.replace(/[^a-z0-9]/g, '-')}`);
   }
 
   async start(): Promise<void> {
@@ -136,6 +175,7 @@ export class PopspoolTarget implements Target {
       '--users', this.env.usersFile, '--state-dir', this.stateDir, '--mode', this.name === 'copy' ? 'copy' : 'server',
       '--max-connections', '20000', '--max-per-ip', '20000', '--lock-timeout', '60', '--log-level', 'warn'];
     if (this.name === 'server+hold') args.push('--hold-lock');
+    if (this.workers > 1) args.push('--workers', String(this.workers));
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d) => { this.stderr = (this.stderr + d).slice(-4000); });
     this.child = child;
@@ -164,10 +204,12 @@ export class PopspoolTarget implements Target {
   }
 
   usage(): ProcUsage | null {
-    return this.child?.pid ? procUsage(this.child.pid) : null;
+    if (!this.child?.pid) return null;
+    return this.workers > 1 ? treeUsage(this.child.pid) : procUsage(this.child.pid);
   }
 
   resetPeak(): void {
-    if (this.child?.pid) resetPeakRss(this.child.pid);
+    if (!this.child?.pid) return;
+    for (const pid of this.workers > 1 ? processTree(this.child.pid) : [this.child.pid]) resetPeakRss(pid);
   }
 }
