@@ -52,6 +52,9 @@ export interface SessionOptions {
   readonly policy?: LoginPolicy;
 }
 
+const EMPTY = Buffer.alloc(0);
+const TERMINATOR_BYTES = Buffer.from(TERMINATOR, 'latin1');
+
 /** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
 const CORK_BYTES = 16 * 1024;
 /** After a final reply, how long a peer that does not read may keep the socket open. */
@@ -358,10 +361,17 @@ export class Pop3Session implements CommandContext {
     }
     this.send(statusLine(ok(text)) + '\r\n');
     const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
+    // Each encoded chunk is held back until the next one is ready, so the last one goes out in
+    // the same write as the ".": a message that fits in one chunk leaves as one writev of status
+    // line, body and terminator (one TCP segment train, no lone ".\r\n" segment to wait for).
+    let held: Buffer = EMPTY;
     try {
       for await (const chunk of src) {
         const wire = enc.push(chunk as Buffer);
-        if (wire.length) await this.write(wire);
+        if (wire.length) {
+          if (held.length) await this.write(held);
+          held = wire;
+        }
         if (this.closed) break;
         if (enc.done) break; // TOP limit: leaving the loop destroys the source
       }
@@ -375,9 +385,7 @@ export class Pop3Session implements CommandContext {
       src.destroy();
     }
     if (this.closed) return false;
-    const tail = enc.end();
-    if (tail.length) await this.write(tail);
-    this.send(TERMINATOR);
+    await this.write(held, enc.end(), TERMINATOR_BYTES);
     body.onSent?.(enc.octets, enc.complete);
     return true;
   }
@@ -525,17 +533,29 @@ export class Pop3Session implements CommandContext {
     await this.write(data);
   }
 
-  private async write(data: Buffer): Promise<void> {
+  /**
+   * Writes gathered replies, then `data`, as one corked batch (one writev on a socket, no
+   * copying into one buffer); waits while the output buffer is full.
+   */
+  private async write(...data: Buffer[]): Promise<void> {
     if (this.out.length) {
-      const head = Buffer.from(this.out.join(''), 'utf8');
+      data.unshift(Buffer.from(this.out.join(''), 'utf8'));
       this.out = [];
       this.outBytes = 0;
-      data = Buffer.concat([head, data]);
     }
     if (this.closed) return;
     this.armTimer();
-    this.bytesOut += data.length;
-    if (!this.stream.write(data)) await this.wait('drain');
+    const s = this.stream;
+    const many = data.length > 1;
+    if (many) s.cork();
+    let room = true;
+    for (const d of data) {
+      if (d.length === 0) continue;
+      this.bytesOut += d.length;
+      room = s.write(d);
+    }
+    if (many) s.uncork();
+    if (!room) await this.wait('drain');
   }
 
   private async readMore(): Promise<void> {

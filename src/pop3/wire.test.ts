@@ -3,9 +3,10 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { WireEncoder, WireTransform } from './wire.js';
+import { SIMD_CHUNK, simdAvailable } from './wire-simd.js';
 
-function encode(chunks: Buffer[], bodyLines?: number): { out: Buffer; enc: WireEncoder } {
-  const enc = new WireEncoder(bodyLines === undefined ? {} : { bodyLines });
+function encode(chunks: Buffer[], bodyLines?: number, portable = false): { out: Buffer; enc: WireEncoder } {
+  const enc = new WireEncoder(bodyLines === undefined ? { portable } : { bodyLines, portable });
   const parts = chunks.map((c) => enc.push(c));
   parts.push(enc.end());
   return { out: Buffer.concat(parts), enc };
@@ -49,8 +50,54 @@ describe('WireEncoder', () => {
   for (const [input, want] of table) {
     it(`encodes ${JSON.stringify(input)}`, () => {
       expect(encode([Buffer.from(input, 'latin1')]).out.toString('latin1')).to.equal(want);
+      expect(encode([Buffer.from(input, 'latin1')], undefined, true).out.toString('latin1')).to.equal(want);
     });
   }
+
+  it('uses the SIMD kernel on this runtime (Node 20 has WebAssembly SIMD)', () => {
+    expect(simdAvailable).to.equal(true);
+  });
+
+  it('property: the SIMD kernel and the JavaScript path agree byte for byte, at any split', () => {
+    // Mostly ordinary bytes, so 16-byte blocks with and without CR/LF/dot both occur.
+    const alphabet = fc.oneof(
+      { weight: 12, arbitrary: fc.constant('a') },
+      { weight: 1, arbitrary: fc.constantFrom('.', '\r', '\n', '\r\n', '\n.', '\n..', 'x'.repeat(40)) },
+    );
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 120 }), fc.array(fc.nat(2000), { maxLength: 6 }), (parts, cuts) => {
+        const buf = Buffer.from(parts.join(''), 'latin1');
+        const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const p of points) {
+          chunks.push(buf.subarray(prev, p));
+          prev = p;
+        }
+        chunks.push(buf.subarray(prev));
+        const fast = encode(chunks);
+        const slow = encode(chunks, undefined, true);
+        expect(fast.out.toString('latin1')).to.equal(slow.out.toString('latin1'));
+        expect(fast.enc.octets).to.equal(slow.enc.octets);
+        expect(fast.enc.stuffed).to.equal(slow.enc.stuffed);
+        expect(fast.enc.complete).to.equal(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('SIMD kernel: a chunk larger than its buffer, with a CR/LF pair and a dot across the piece boundary', () => {
+    const buf = Buffer.alloc(SIMD_CHUNK * 2 + 100, 0x41);
+    buf[SIMD_CHUNK - 1] = 0x0d;
+    buf[SIMD_CHUNK] = 0x0a;
+    buf[SIMD_CHUNK + 1] = 0x2e;
+    buf[2 * SIMD_CHUNK - 1] = 0x0a;
+    buf[2 * SIMD_CHUNK] = 0x2e;
+    const fast = encode([buf]);
+    const slow = encode([buf], undefined, true);
+    expect(fast.out.equals(slow.out)).to.equal(true);
+    expect(fast.enc.stuffed).to.equal(2);
+  });
 
   it('handles a CR at the end of one chunk and LF at the start of the next', () => {
     const { out } = encode([Buffer.from('a\r'), Buffer.from('\n.b\r'), Buffer.from('c\r'), Buffer.from('')]);

@@ -15,8 +15,13 @@
  * TOP (RFC 1939 §7, `bodyLines`): the headers up to and including the first empty line, then at
  * most n body lines; then `done` is set and the rest of the input is ignored, so the caller can
  * destroy its source.
+ *
+ * RETR (no TOP limit) goes through the WebAssembly SIMD kernel of wire-simd.ts when the runtime
+ * has it: same output, byte for byte (the property tests compare both paths), several times
+ * faster on messages of many short lines. This JavaScript path does TOP, and RETR without SIMD.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { simdAvailable, simdEncode, type SimdState } from './wire-simd.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -26,6 +31,8 @@ const EMPTY = Buffer.alloc(0);
 export interface WireOptions {
   /** TOP: number of body lines to send after the headers. Undefined = the whole message. */
   readonly bodyLines?: number;
+  /** Use the JavaScript path even where the SIMD kernel is available (tests compare the two). */
+  readonly portable?: boolean;
 }
 
 /** The pure, synchronous encoder. push() each chunk, then end(). */
@@ -42,11 +49,14 @@ export class WireEncoder {
   private inHeaders: boolean;
   private bodyLeft: number;
   private ended = false;
+  /** Kernel state when RETR goes through the SIMD kernel; null on the JavaScript path. */
+  private readonly simd: SimdState | null;
 
   constructor(opts: WireOptions = {}) {
     const n = opts.bodyLines;
     this.inHeaders = n !== undefined;
     this.bodyLeft = n === undefined ? Infinity : Math.max(0, n);
+    this.simd = n === undefined && !opts.portable && simdAvailable ? { atLineStart: true, lastCR: false } : null;
   }
 
   /** True when the message went through in full (RETR, or a TOP whose limit was not reached). */
@@ -56,6 +66,12 @@ export class WireEncoder {
 
   push(chunk: Buffer): Buffer {
     if (this.done || chunk.length === 0) return EMPTY;
+    if (this.simd) {
+      const { out, stuffed } = simdEncode(chunk, this.simd);
+      this.stuffed += stuffed;
+      this.octets += out.length - stuffed;
+      return out;
+    }
     const out = Buffer.allocUnsafe(chunk.length * 2 + 3);
     let o = 0;
     let i = 0;
@@ -113,6 +129,13 @@ export class WireEncoder {
     if (this.ended) return EMPTY;
     this.ended = true;
     if (this.done) return EMPTY;
+    if (this.simd) {
+      // The kernel already sent a trailing CR as an ordinary byte; only the final CRLF is left.
+      if (this.simd.atLineStart) return EMPTY;
+      this.simd.atLineStart = true;
+      this.octets += 2;
+      return Buffer.from('\r\n');
+    }
     const parts: number[] = [];
     if (this.pendingCR) {
       this.pendingCR = false;

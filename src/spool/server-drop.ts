@@ -20,6 +20,12 @@ const FROM = Buffer.from('From ');
 
 /** Read-ahead per RETR stream: large enough for throughput, bounded per session. */
 const READ_HIGH_WATER = 256 * 1024;
+/**
+ * Messages up to this size (From_ line included) are read in one positional read and sent in one
+ * write: ~98 % of real mail, and a bounded buffer per session (a pipelining client waits on
+ * socket backpressure between messages, so at most one such buffer is alive per session).
+ */
+const ONE_READ_MAX = 256 * 1024;
 
 /** Scans the locked spool, consulting and refreshing the cache. */
 export async function scanLocked(ctx: SpoolContext, user: string, fd: number): Promise<{ state: ScanState; cache: 'hit' | 'tail' | 'miss' }> {
@@ -90,22 +96,43 @@ export class ServerDrop implements Drop {
 
   /**
    * Trust nothing about the spool between two looks (popa3d): growth is an MDA's append and
-   * fine; anything else must still have this message's From_ line where the scan saw it.
+   * fine; anything else must still have this message's From_ line where the scan saw it, and
+   * the file must still reach the message's end.
    */
   async read(index: number): Promise<Readable> {
     if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
     const m = this.state.scan.messages[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    const whole = m.end - m.fromOffset;
+    if (whole <= ONE_READ_MAX) {
+      // One positional read from the From_ line to the message's end does the whole check and
+      // fetches the data (one thread-pool hop instead of fstat + pread + stream reads). The
+      // fstat of the long path only adds "a spool that was not merely appended to still reaches
+      // m.end": a full-length read proves exactly that (a short read means the file now ends
+      // before m.end), and the From_ line comes from the same read, so the guarantee is the same.
+      // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
+      // inode, which this descriptor never sees; update.ts deals with that under the lock.)
+      const buf = await preadExact(this.fd, m.fromOffset, whole);
+      if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
+        throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
+      }
+      return Readable.from([buf.subarray(m.start - m.fromOffset)], { objectMode: false });
+    }
     const now = await fstat(this.fd);
     const grewOnly = now.dev === this.state.stamp.dev && now.ino === this.state.stamp.ino && Number(now.size) > this.state.scan.scanEnd;
     const still = sameStamp(stampFromStats(now), this.state.stamp) || grewOnly;
     // The From_ check is one small read; it also guards against a damaged cache file.
     if (!(await preadExact(this.fd, m.fromOffset, FROM.length)).equals(FROM) || (!still && Number(now.size) < m.end)) {
-      this.poisoned = 'the spool was changed by another program during this session; ending it';
-      log.warn('spool changed during session', { user: this.user, reason: still ? 'From_ line missing' : 'rewritten', offset: m.fromOffset });
-      throw new PopspoolError('SYS_TEMP', this.poisoned);
+      throw this.poison(still ? 'From_ line missing' : 'rewritten', m.fromOffset);
     }
     return rangeStream(this.fd, m.start, m.end, READ_HIGH_WATER);
+  }
+
+  /** Marks the session as unable to read or update any more; returns the error to throw. */
+  private poison(reason: string, offset: number): PopspoolError {
+    this.poisoned = 'the spool was changed by another program during this session; ending it';
+    log.warn('spool changed during session', { user: this.user, reason, offset });
+    return new PopspoolError('SYS_TEMP', this.poisoned);
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
