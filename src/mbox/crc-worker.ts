@@ -1,13 +1,15 @@
 /**
- * crc32 off the event loop for large scans: one shared worker thread that, while the main
- * thread frames a spool, reads the same byte ranges from the same descriptor (page cache) and
- * crc32s each message's [fromOffset, end). crc32 is about as costly as all the framing, so on
- * two cores this nearly halves a big scan's latency. The worker side and the client side live
- * in this one file (the worker runs it with isMainThread false).
+ * The scan worker: one shared worker thread for large scans. Two kinds of job: (1) scan a far
+ * part of a spool (from a From_ line found by split.ts to the end) with its own scanner while
+ * the main thread scans the near part — both cores frame and crc32; (2) when a spool cannot be
+ * split (one huge message), crc32 the message ranges the main thread frames, reading the same
+ * bytes from the same descriptor (page cache). The worker side and the client side live in
+ * this one file (the worker runs it with isMainThread false).
  */
 import * as fs from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
+import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
 
 /** Worker read size: as the scanner's. */
 const READ_CHUNK = 1 << 20;
@@ -16,8 +18,63 @@ type ToWorker =
   | { type: 'start'; job: number; fd: number }
   | { type: 'ranges'; job: number; ranges: Float64Array } // [from, end) pairs, ascending
   | { type: 'end'; job: number }
-  | { type: 'cancel'; job: number };
-type FromWorker = { job: number; crcs?: Uint32Array; error?: string };
+  | { type: 'cancel'; job: number }
+  | { type: 'warm'; job: number }
+  | { type: 'scan'; job: number; fd: number; start: number; end: number; opts: ScanOptions };
+/** A scan's messages packed for the trip: NUMS numbers per message, and the two strings. */
+interface PackedScan {
+  nums: Float64Array;
+  uidls: string[];
+  statuses: string[];
+  bytesRead: number;
+}
+type FromWorker = { job: number; crcs?: Uint32Array; scan?: PackedScan; error?: string };
+
+const NUMS = 9;
+
+function pack(r: ScanResult): PackedScan {
+  const ms = r.messages;
+  const nums = new Float64Array(NUMS * ms.length);
+  const uidls: string[] = new Array<string>(ms.length);
+  const statuses: string[] = new Array<string>(ms.length);
+  for (let k = 0; k < ms.length; k++) {
+    const m = ms[k]!;
+    const o = NUMS * k;
+    nums[o] = m.fromOffset;
+    nums[o + 1] = m.start;
+    nums[o + 2] = m.bodyStart;
+    nums[o + 3] = m.end;
+    nums[o + 4] = m.size;
+    nums[o + 5] = m.bodyLines;
+    nums[o + 6] = m.statusOffset;
+    nums[o + 7] = m.statusLength;
+    nums[o + 8] = m.crc;
+    uidls[k] = m.uidlBase;
+    statuses[k] = m.status;
+  }
+  return { nums, uidls, statuses, bytesRead: r.bytesRead };
+}
+
+/** Unpack onto `out` (objects built field by field in the scanner's order). */
+function unpack(p: PackedScan, out: ScannedMessage[]): void {
+  const { nums, uidls, statuses } = p;
+  for (let k = 0; k < uidls.length; k++) {
+    const o = NUMS * k;
+    out.push({
+      fromOffset: nums[o]!,
+      start: nums[o + 1]!,
+      bodyStart: nums[o + 2]!,
+      end: nums[o + 3]!,
+      size: nums[o + 4]!,
+      bodyLines: nums[o + 5]!,
+      uidlBase: uidls[k]!,
+      status: statuses[k]!,
+      statusOffset: nums[o + 6]!,
+      statusLength: nums[o + 7]!,
+      crc: nums[o + 8]!,
+    });
+  }
+}
 
 // ------------------------------------------------------------------------------------------
 // Worker side.
@@ -50,6 +107,23 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
     return crc >>> 0;
   };
   port.on('message', (m: ToWorker) => {
+    if (m.type === 'warm') {
+      void import('./scan-fd.js');
+      return;
+    }
+    if (m.type === 'scan') {
+      // Imported here, not at the top: scan-fd.js imports this module (the client side).
+      void import('./scan-fd.js')
+        .then(({ scanFd }) => scanFd(m.fd, m.start, m.end, m.opts, Infinity))
+        .then(
+          (r) => {
+            const scan = pack(r);
+            port.postMessage({ job: m.job, scan } satisfies FromWorker, [scan.nums.buffer as ArrayBuffer]);
+          },
+          (e: unknown) => port.postMessage({ job: m.job, error: e instanceof Error ? e.message : String(e) } satisfies FromWorker),
+        );
+      return;
+    }
     if (m.type === 'start') {
       jobs.set(m.job, { fd: m.fd, buf: Buffer.allocUnsafe(READ_CHUNK), bufStart: 0, bufEnd: 0, crcs: [], error: null });
       return;
@@ -99,6 +173,33 @@ function getWorker(): Worker {
     worker = w;
   }
   return worker;
+}
+
+/**
+ * Start the worker thread and load its scanner now (a server calls this at startup), so the
+ * first large scan does not also pay the thread's start-up (tens of ms). It never keeps the
+ * process alive.
+ */
+export function prewarmScanWorker(): void {
+  getWorker().postMessage({ type: 'warm', job: 0 } satisfies ToWorker);
+}
+
+/**
+ * Scan [start, end) of `fd` in the worker (crc32 inline there): `start` must be a From_ line's
+ * offset. Appends the messages to `out`; rejects with the worker's error, and in every case
+ * settles only once the worker no longer reads the descriptor.
+ */
+export async function scanInWorker(fd: number, start: number, end: number, opts: ScanOptions, out: ScannedMessage[]): Promise<number> {
+  const job = nextJob++;
+  const w = getWorker();
+  const reply = new Promise<FromWorker>((resolve) => waiting.set(job, resolve));
+  w.ref();
+  w.postMessage({ type: 'scan', job, fd, start, end, opts: { strictFrom: opts.strictFrom } } satisfies ToWorker);
+  const r = await reply;
+  if (waiting.size === 0) w.unref();
+  if (r.scan === undefined) throw new Error(r.error ?? 'scan worker failed');
+  unpack(r.scan, out);
+  return r.scan.bytesRead;
 }
 
 /** One scan's crc job: post message ranges as they are framed, then collect the crcs in order. */

@@ -1,12 +1,15 @@
 /**
  * scanFd: the scanner driven by positional reads of an open spool, read-ahead overlapping the
- * scan, reading straight into the body kernel's memory; optionally crc32 in a worker thread.
+ * scan, reading straight into the body kernel's memory. Large spools are cut at a From_ line
+ * near the middle (split.ts) and the far part is scanned by the worker thread meanwhile; one
+ * that cannot be cut has its crc32s computed by the worker instead.
  */
 import * as fs from 'node:fs';
 import { PopspoolError } from '../errors.js';
-import { CrcJob } from './crc-worker.js';
+import { CrcJob, scanInWorker } from './crc-worker.js';
 import { MboxScanner, SCAN_CHUNK } from './scanner.js';
-import type { ScanOptions, ScanResult } from './types.js';
+import { findSplit } from './split.js';
+import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
 
 function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -15,29 +18,68 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
 }
 
 /**
- * Scans of at least this many bytes have their crc32s computed by the crc worker thread,
- * concurrently with the framing (see crc-worker.ts); below it, messaging costs more than it
- * saves. Measured on 2 cores, 865 MB / 50k messages from page cache: 1045 ms inline, 786 ms
- * offloaded. The worker re-reads the bytes it sums, which is sound because every scan of a
- * spool runs under its lock.
+ * Scans of at least this many bytes use the worker thread (crc-worker.ts): split in two, or
+ * failing that with crc32 offloaded; below it, the worker's round trip costs more than it
+ * saves. Measured on 2 cores, 865 MB / 50k messages from page cache: 1045 ms all inline,
+ * 786 ms crc offloaded (split: see the report in docs/). The worker reads the same
+ * descriptor, which is sound because every scan of a spool runs under its lock.
  */
 export const CRC_OFFLOAD_MIN = 64 * 1024 * 1024;
+
+/** Where the cut is aimed, as a share of the range scanned here: a bit under half, because
+ *  after its part this thread still unpacks the worker's messages and the caller stores the
+ *  cache, while the worker only scans. */
+const NEAR_SHARE = 0.45;
+
+/** Ranges posted to the crc worker at a time: one message per chunk would cost a postMessage
+ *  (tens of µs or more on a busy machine) per megabyte. */
+const CRC_POST_BATCH = 512;
 
 /**
  * Scan [start, end) of an open spool with positional reads (two reused buffers, so the next
  * read overlaps the scan of the current chunk). Never opens by path, never closes `fd`.
  * `start` must be 0 or the offset of a From_ line; scanEnd is `end`. `offloadMin` (tests,
- * benchmarks) overrides CRC_OFFLOAD_MIN; Infinity keeps every crc on this thread.
+ * benchmarks) overrides CRC_OFFLOAD_MIN; Infinity keeps the whole scan on this thread. Split or
+ * not, the result is identical (split.ts says why; the tests compare).
  */
 export async function scanFd(fd: number, start: number, end: number, opts: ScanOptions, offloadMin = CRC_OFFLOAD_MIN): Promise<ScanResult> {
-  const offload = end - start >= offloadMin ? new CrcJob(fd) : null;
+  if (end - start < offloadMin) return scanRange(fd, start, end, opts, false);
+  const split = await findSplit(fd, start, start + Math.floor((end - start) * NEAR_SHARE), end, opts.strictFrom);
+  if (split < 0) return scanRange(fd, start, end, opts, true);
+  const far: ScannedMessage[] = [];
+  const farScan = scanInWorker(fd, split, end, opts, far);
+  let near: ScanResult;
+  try {
+    near = await scanRange(fd, start, split, opts, false);
+  } catch (e) {
+    await farScan.catch(() => 0); // nothing may still read the caller's descriptor once we return
+    throw e;
+  }
+  let farRead: number;
+  try {
+    farRead = await farScan;
+  } catch {
+    // The worker failed (or died): scan that part here; a real problem with the spool shows again.
+    const r = await scanRange(fd, split, end, opts, false);
+    far.length = 0;
+    far.push(...r.messages);
+    farRead = r.bytesRead;
+  }
+  const messages = near.messages;
+  for (const m of far) messages.push(m);
+  return { messages, scanEnd: end, bytesRead: near.bytesRead + farRead };
+}
+
+/** One scanner over [start, end), crc32s inline or (offload) in the worker. */
+async function scanRange(fd: number, start: number, end: number, opts: ScanOptions, offloadCrc: boolean): Promise<ScanResult> {
+  const offload = offloadCrc ? new CrcJob(fd) : null;
   const scanner = new MboxScanner({ ...opts, baseOffset: start, crc: offload === null });
   const size = Math.min(SCAN_CHUNK, end - start);
   const bufs = (size >= 4096 ? scanner.ioBuffersFromKernel(2, size) : null) ?? [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   let posted = 0;
-  const postFramed = (): void => {
+  const postFramed = (all: boolean): void => {
     const ms = scanner.framed();
-    if (offload === null || ms.length === posted) return;
+    if (offload === null || ms.length === posted || (!all && ms.length - posted < CRC_POST_BATCH)) return;
     const ranges = new Float64Array(2 * (ms.length - posted));
     for (let k = posted; k < ms.length; k++) {
       ranges[2 * (k - posted)] = ms[k]!.fromOffset;
@@ -61,10 +103,10 @@ export async function scanFd(fd: number, start: number, end: number, opts: ScanO
       which ^= 1;
       pending = pos < end ? readAt(fd, bufs[which]!, Math.min(SCAN_CHUNK, end - pos), pos) : null;
       scanner.push(cur.subarray(0, got));
-      postFramed();
+      postFramed(false);
     }
     const r = scanner.finish();
-    postFramed();
+    postFramed(true);
     if (offload !== null) {
       let crcs: Uint32Array;
       try {

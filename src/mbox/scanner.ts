@@ -26,8 +26,9 @@
  * chunk boundary are held in a small buffer (at most 2 + FROM_LINE_MAX + 2 bytes), so memory
  * stays bounded whatever the line lengths, and results are identical however the input is
  * split. Chunk buffers may be reused by the caller after push() returns: nothing keeps a view.
- * For very large scans scanFd can instead have the crcs computed by a worker thread
- * (crc-worker.ts), opt-in through its offloadMin argument.
+ * For very large spools scanFd runs two scanners, one per core, on the halves of a spool cut
+ * at a From_ line (split.ts); one that cannot be cut has its crcs computed by the worker thread
+ * (crc-worker.ts) instead (the scanner's `crc: false`).
  */
 import * as zlib from 'node:zlib';
 import { MboxFormatError } from '../errors.js';
