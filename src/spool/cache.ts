@@ -16,9 +16,11 @@
  * Racy stamps. File timestamps come from the kernel's coarse clock (one tick, 1-10 ms), so a
  * same-size rewrite in the very tick in which the spool last changed would leave mtime and ctime
  * as stored (git's "racy clean" problem). store() is called while the caller still holds the
- * spool lock; when the spool's ctime is within RACY_MS of now it waits until RACY_MS have passed,
- * so a writer that takes the lock after us gets a later ctime. If it still cannot (a ctime in the
- * future: clock skew, NFS), the file is flagged racy and an exact match is not trusted.
+ * spool lock; it waits until the kernel clock has moved past the spool's ctime — probed with the
+ * ctime of its own temp file, at most a tick, or RACY_MS by the wall clock when the probe cannot
+ * be trusted (see settleStamp) — so a writer that takes the lock after us gets a later ctime.
+ * If it still cannot (a ctime in the future: clock skew, NFS), the file is flagged racy and an
+ * exact match is not trusted. An empty spool is not cached at all (its scan costs nothing).
  *
  * Speed. Numbers sit in typed-array columns read in place, strings in two decoded-once
  * sections; a lookup is one read, one crc32 and one validating pass. What remains is building
@@ -203,13 +205,18 @@ export class ScanCache {
     if (!Number.isSafeInteger(scan.scanEnd) || scan.scanEnd < 0 || BigInt(scan.scanEnd) > stamp.size) {
       throw new Error('scanEnd not within the spool size');
     }
+    if (stamp.size === 0n && scan.scanEnd === 0) {
+      // An empty spool: a scan of it costs nothing, so there is nothing worth keeping — and no
+      // racy window to wait out (the usual case right after a delete-all truncated the spool).
+      await this.remove(user);
+      return;
+    }
     fingerprint ??= (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
-    const racy = await waitOutRacyWindow(stamp.ctimeNs);
     // Never write what we would refuse to read: an inconsistent scan is not cached.
     let buf: Buffer;
     let raw: Raw;
     try {
-      buf = serialize(stamp, scan, fingerprint, this.tag, racy);
+      buf = serialize(stamp, scan, fingerprint, this.tag, false);
       raw = parse(buf, this.tag);
     } catch (err) {
       if (!(err instanceof Invalid)) throw err;
@@ -233,7 +240,14 @@ export class ScanCache {
       throw err;
     }
     try {
-      await writeAtomically(this.dir, file, buf);
+      await writeAtomically(this.dir, file, async (tmp) => {
+        // The temp file's own timestamps are the clock probe (see "Racy stamps").
+        if (await settleStamp(tmp, stamp.ctimeNs)) {
+          markRacy(buf);
+          raw = { ...raw, racy: true };
+        }
+        return buf;
+      });
       // The next session in this process (the "second look" of a check-mail client) needs no
       // re-read of what we just wrote. Safe even if another writer replaced the file meanwhile:
       // a parse is only ever used for the spool stamp it records, which lookup() compares.
@@ -308,22 +322,48 @@ export class ScanCache {
   }
 }
 
-/** Waits (at most RACY_MS) until the spool's ctime is RACY_MS in the past; true if it is not. */
-async function waitOutRacyWindow(ctimeNs: bigint): Promise<boolean> {
-  const aheadMs = Number(ctimeNs / 1_000_000n) + RACY_MS - Date.now();
-  if (aheadMs <= 0) return false;
-  if (aheadMs > RACY_MS) return true;
-  await new Promise((resolve) => setTimeout(resolve, aheadMs + 1));
-  return Number(ctimeNs / 1_000_000n) + RACY_MS > Date.now();
+/**
+ * Waits until a change to the spool made from now on would get a later ctime than `ctimeNs`
+ * (the caller holds the spool lock, so no such change can happen before). Returns true when
+ * that could not be established: the cache is then flagged racy.
+ *
+ * The probe is our own temp file `probe`: kernel timestamps of every file come from one clock
+ * (the coarse tick, or the multigrain floor of Linux ≥ 6.13, which never goes below a fine
+ * stamp once handed out), so once the probe's ctime is past the spool's, any later write to the
+ * spool is stamped later too. That takes one tick at most (≤ 10 ms), usually nothing, where a
+ * fixed wait of RACY_MS would always cost ~20 ms right after a rewrite. A spool whose ctime is a
+ * whole millisecond may live on a file system with coarse timestamps, where the probe proves
+ * nothing: then the old rule, wait until RACY_MS have passed since its ctime, applies alone.
+ */
+async function settleStamp(probe: fsp.FileHandle, ctimeNs: bigint): Promise<boolean> {
+  const trustProbe = ctimeNs % 1_000_000n !== 0n;
+  const deadlineMs = Number(ctimeNs / 1_000_000n) + RACY_MS;
+  for (let first = true; ; first = false) {
+    if (trustProbe) {
+      if (!first) await probe.utimes(new Date(), new Date());
+      if ((await probe.stat({ bigint: true })).ctimeNs > ctimeNs) return false;
+    }
+    const aheadMs = deadlineMs - Date.now();
+    if (aheadMs <= 0) return false;
+    if (aheadMs > RACY_MS) return true; // a ctime in the future: clock skew, NFS
+    await new Promise((resolve) => setTimeout(resolve, trustProbe ? 1 : aheadMs + 1));
+  }
 }
 
-/** temp file in the same directory + write + fsync + rename + fsync of the directory. */
-async function writeAtomically(dir: string, file: string, buf: Buffer): Promise<void> {
+/** Sets the racy flag of a serialized cache and its checksum. */
+function markRacy(buf: Buffer): void {
+  buf[108] = FLAG_RACY;
+  buf.writeUInt32LE(checksum(buf), CRC_OFFSET);
+}
+
+/** temp file in the same directory + write + fsync + rename + fsync of the directory. `content`
+ *  runs once the temp file exists and returns what to write. */
+async function writeAtomically(dir: string, file: string, content: (tmp: fsp.FileHandle) => Promise<Buffer>): Promise<void> {
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const h = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
   try {
     try {
-      await h.writeFile(buf);
+      await h.writeFile(await content(h));
       await h.sync();
     } finally {
       await h.close();

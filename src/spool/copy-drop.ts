@@ -17,7 +17,7 @@ import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll, rangeStream } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, WindowReader } from './io.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
 import type { SpoolContext } from './store.js';
@@ -70,12 +70,13 @@ async function writeBack(
   const image = await ImageBuilder.build(ctx.dirs.journal, user, async (img) => {
     if (drop) {
       const { messages, scanEnd } = drop.scan;
+      const reader = new WindowReader(drop.fd, scanEnd);
       for (let i = 0; i < messages.length; i++) {
         if (!keep(i)) continue;
         const m = messages[i]!;
         const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-        const edit = flagged.has(i) ? statusEdit(await preadExact(drop.fd, m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-        await copyVerified(drop.fd, m, next, (b) => img.append(b), edit);
+        const edit = flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
+        await copyVerified(reader, m, next, img, edit);
       }
     } else {
       // No scan (recovery): the whole temp drop goes back verbatim.

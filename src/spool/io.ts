@@ -15,6 +15,8 @@ function fsWrite(fd: number, buf: Buffer, off: number, len: number, pos: number)
   return new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }
 export const fsync = promisify(fs.fsync);
+/** Data (and the size) only: for files whose timestamps do not matter after a crash. */
+export const fdatasync = promisify(fs.fdatasync);
 export const ftruncate = promisify(fs.ftruncate);
 export const fclose = promisify(fs.close);
 export const fopen = promisify(fs.open) as (path: string, flags: number | string, mode?: number) => Promise<number>;
@@ -67,6 +69,96 @@ export async function copyRange(
   }
 }
 
+/**
+ * Sequential reads of one file through a window of IO_CHUNK bytes: callers walk many small
+ * ranges (messages) in increasing order and cost one read per window, not one per range.
+ */
+export class WindowReader {
+  private readonly buf: Buffer;
+  private start = 0;
+  private length = 0;
+
+  /** Reads never go past `limit` (the end of what the caller will ask for). */
+  constructor(readonly fd: number, private readonly limit: number) {
+    this.buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(limit, 1)));
+  }
+
+  /**
+   * Bytes from `pos`: at most `max`, at least one. The slice is only valid until the next call
+   * (the window is reused). Throws ESHORT when the file ends before `pos`.
+   */
+  async at(pos: number, max: number): Promise<Buffer> {
+    if (pos < this.start || pos >= this.start + this.length) {
+      const want = Math.max(1, Math.min(this.buf.length, this.limit - pos));
+      let got = 0;
+      while (got < want) {
+        const n = await fsRead(this.fd, this.buf, got, want - got, pos + got);
+        if (n === 0) break;
+        got += n;
+      }
+      if (got === 0) throw Object.assign(new Error(`short read at ${pos}: file ended early`), { code: 'ESHORT' });
+      this.start = pos;
+      this.length = got;
+    }
+    const off = pos - this.start;
+    return this.buf.subarray(off, off + Math.min(max, this.length - off));
+  }
+
+  /** A private copy of exactly [pos, pos+len) (fewer bytes only at end of file). */
+  async copy(pos: number, len: number): Promise<Buffer> {
+    if (pos >= this.start && pos + len <= this.start + this.length) return Buffer.from(this.buf.subarray(pos - this.start, pos - this.start + len));
+    return preadExact(this.fd, pos, len);
+  }
+}
+
+/**
+ * crc32 of A ++ B from crc32(A), crc32(B) and B's length (zlib's crc32_combine, x^(8n) mod P by
+ * squaring): lets a copy hash each byte once and still know the crc of the whole. ~log2(len)
+ * small multiplications, about a microsecond.
+ */
+export function crc32Combine(crcA: number, crcB: number, lenB: number): number {
+  return (multModP(x8nModP(lenB), crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
+}
+
+const CRC_POLY = 0xedb88320;
+/** x^(2^k) mod P for k = 0..31, in zlib's reflected representation (x^0 is 0x80000000). */
+const X2N = ((): Uint32Array => {
+  const t = new Uint32Array(32);
+  let p = 0x40000000; // x^1
+  for (let k = 0; k < 32; k++) {
+    t[k] = p;
+    p = multModP(p, p);
+  }
+  return t;
+})();
+
+/** a(x) * b(x) mod P, reflected. */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ CRC_POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** x^(8n) mod P: the factor that shifts a crc past n zero bytes. */
+function x8nModP(n: number): number {
+  let p = 0x80000000; // x^0
+  let k = 3;
+  while (n > 0) {
+    if (n % 2 === 1) p = multModP(X2N[k & 31]!, p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
 /** crc32 of [pos, pos+len). */
 export async function crcRange(fd: number, pos: number, len: number, seed = 0): Promise<number> {
   const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
@@ -109,15 +201,30 @@ export async function faultPoint(step: string): Promise<void> {
   throw Object.assign(new Error(`${code}: injected fault at ${step}`), { code });
 }
 
-/** fs overrides for streams over a descriptor we own: destroy() must never close it. */
-const KEEP_FD_OPEN = { open: fs.open, read: fs.read, close: (_fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => cb(null) };
-
 /**
- * A readable stream of [start, end) of `fd` (positional reads; the descriptor stays open even
- * when the consumer destroys the stream — fs.ReadStream closes it on destroy() otherwise, and
- * closing a descriptor of a locked spool could drop locks).
+ * A readable stream of [start, end) of `fd`, by positional reads. The descriptor stays open when
+ * the consumer destroys the stream (closing a descriptor of a locked spool could drop locks).
+ * A file that ends before `end` is an error, never a short end: the consumer has already sent
+ * part of the message and must not follow it with a terminator (fs.ReadStream would just end).
  */
 export function rangeStream(fd: number, start: number, end: number, highWaterMark: number): Readable {
-  if (end <= start) return Readable.from([]);
-  return fs.createReadStream('', { fd, start, end: end - 1, autoClose: false, emitClose: true, highWaterMark, fs: KEEP_FD_OPEN });
+  let pos = start;
+  return new Readable({
+    highWaterMark,
+    read(): void {
+      const len = Math.min(highWaterMark, end - pos);
+      if (len <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(len);
+      fs.read(fd, buf, 0, len, pos, (err, n) => {
+        if (err) return this.destroy(err);
+        if (n === 0) return this.destroy(new Error(`file ends at offset ${pos}, before ${end}: changed by another program`));
+        pos += n;
+        this.push(n < len ? buf.subarray(0, n) : buf);
+        if (pos >= end) this.push(null);
+      });
+    },
+  });
 }

@@ -23,6 +23,10 @@
  *   (done)    remove the files listed in alsoRemove (a copy-mode temp drop), then the journal,
  *             then the image.
  *
+ * (The table lists every state recovery understands; advance() journals a state only when it
+ * tells recovery something the previous one does not, so a delete writes `prepared` and
+ * `zeroed` only — see its comment and docs/spool.md.)
+ *
  * Recovery (under the mailbox lock, at login and at server start): validate the journal and
  * the image's checksum, check the spool is the same inode, derive E as above, and if bytes were
  * appended after E, fold them into a new image I' = I ++ [E, size) with S' = size and restart
@@ -35,7 +39,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fdatasync, fopen, fstat, fsyncDir, ftruncate, preadExact, pwriteAll } from './io.js';
 import { ImageBuilder } from './image.js';
 
 export type JournalState = 'prepared' | 'sized' | 'written' | 'zeroed';
@@ -70,7 +74,7 @@ async function writeJournal(file: string, rec: JournalRecord): Promise<void> {
   const fd = await fopen(tmp, 'w', 0o600);
   try {
     await pwriteAll(fd, Buffer.from(text), 0);
-    await fsync(fd);
+    await fdatasync(fd);
   } finally {
     await fclose(fd);
   }
@@ -111,7 +115,18 @@ export async function commitImage(journalFile: string, spoolFd: number, rec: Omi
   await advance(journalFile, spoolFd, full);
 }
 
-/** Runs the remaining steps from `rec.state`. Each step is idempotent. */
+/**
+ * Runs the remaining steps from `rec.state`. Each step is idempotent. A state is journaled only
+ * when it tells recovery something the previous one does not (each costs a temp file, two
+ * fsyncs and a rename):
+ * - `sized` only when the spool was extended (W+L > S); otherwise `prepared` already means
+ *   E = S and the same next step.
+ * - The end marker (one NUL at W+L when S > W+L) is written with the image and covered by the
+ *   same fsync: in `sized` it is inside [W, S), which recovery overwrites or cuts off anyway, so
+ *   `written` need not be journaled before it.
+ * - `zeroed` only when a truncation follows (S > W+L); otherwise the file already has its final
+ *   size once the image is in place, and `sized`/`prepared` recovery (copy again) is complete.
+ */
 async function advance(journalFile: string, spoolFd: number, rec: JournalRecord): Promise<void> {
   const { writeOffset: W, oldSize: S, newLength: L } = rec;
   let state = rec.state;
@@ -122,10 +137,12 @@ async function advance(journalFile: string, spoolFd: number, rec: JournalRecord)
   if (state === 'prepared') {
     if (W + L > S) {
       await ftruncate(spoolFd, W + L);
-      await fsync(spoolFd);
+      await fdatasync(spoolFd);
       await faultPoint('spool-extended');
+      await setState('sized');
+    } else {
+      state = 'sized';
     }
-    await setState('sized');
   }
   if (state === 'sized') {
     const img = await fopen(rec.imagePath, fs.constants.O_RDONLY);
@@ -134,21 +151,24 @@ async function advance(journalFile: string, spoolFd: number, rec: JournalRecord)
     } finally {
       await fclose(img);
     }
-    await fsync(spoolFd);
     await faultPoint('image-copied');
-    await setState('written');
+    state = 'written';
   }
   if (state === 'written') {
     if (S > W + L) {
       await pwriteAll(spoolFd, Buffer.alloc(1), W + L);
-      await fsync(spoolFd);
       await faultPoint('end-marked');
     }
-    await setState('zeroed');
+    // Timestamps of the spool are not part of the crash argument: data and size only.
+    await fdatasync(spoolFd);
+    if (S > W + L) await setState('zeroed');
+    else state = 'zeroed';
   }
   // state === 'zeroed'
-  await ftruncate(spoolFd, W + L);
-  await fsync(spoolFd);
+  if (S > W + L) {
+    await ftruncate(spoolFd, W + L);
+    await fdatasync(spoolFd);
+  }
   await faultPoint('spool-truncated');
   for (const extra of rec.alsoRemove) {
     await removeQuietly(extra);

@@ -24,7 +24,7 @@ import { cacheFingerprint, type SpoolStamp } from './cache.js';
 import type { UpdateCase } from './drop.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
-import { crcRange, faultPoint, fstat, fsync, ftruncate, futimes, preadExact, IO_CHUNK, fsRead } from './io.js';
+import { crcRange, faultPoint, fstat, fsync, ftruncate, futimes, preadExact, WindowReader } from './io.js';
 
 /** How many bytes before scanEnd the prefix fingerprint covers. */
 export const FINGERPRINT_BYTES = 4096;
@@ -131,14 +131,16 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
   const W = changed < 0 ? scanEnd : messages[changed]!.fromOffset;
   /** Survivor layout for the cache: new offset and the flagged messages to rescan. */
   const layout: { m: ScannedMessage; at: number; edited: boolean; span: number }[] = [];
+  // One sequential pass over [W, scanEnd): every survivor is verified as it is copied.
+  const reader = new WindowReader(fd, scanEnd);
   const image = await ImageBuilder.build(target.journalDir, target.user, async (img) => {
     for (let i = Math.max(changed, 0); i < messages.length; i++) {
       if (plan.deleted.has(i)) continue;
       const m = messages[i]!;
       const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
       const at = W + img.size;
-      const edit = plan.flagged.has(i) ? statusEdit(await preadExact(fd, m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-      await copyVerified(fd, m, next, (b) => img.append(b), edit);
+      const edit = plan.flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
+      await copyVerified(reader, m, next, img, edit);
       layout.push({ m, at, edited: edit !== null, span: W + img.size - at });
     }
     await img.appendRange(fd, scanEnd, size - scanEnd);
@@ -153,33 +155,44 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
 
 /**
  * Copies message m's span [fromOffset, next) into the image, applying a Status edit, while
- * checking the original bytes [fromOffset, end) against the scan's crc.
+ * checking the original bytes [fromOffset, end) against the scan's crc. `src` is read
+ * sequentially: callers walk messages in file order. Without an edit every byte is hashed once:
+ * the image's crc is combined from the message's (verified) crc and its separator's.
  */
 export async function copyVerified(
-  fd: number, m: ScannedMessage, next: number, emit: (b: Buffer) => Promise<void>,
+  src: WindowReader, m: ScannedMessage, next: number, img: ImageBuilder,
   edit: { at: number; remove: number; insert: Buffer } | null,
 ): Promise<void> {
   const crc = { value: 0 };
-  if (edit) {
-    await copySegment(fd, m.fromOffset, edit.at, m.end, crc, emit);
-    await emit(edit.insert);
-    await copySegment(fd, edit.at, edit.at + edit.remove, m.end, crc, null);
-    await copySegment(fd, edit.at + edit.remove, next, m.end, crc, emit);
-  } else {
-    await copySegment(fd, m.fromOffset, next, m.end, crc, emit);
+  try {
+    if (edit) {
+      const emit = (b: Buffer): Promise<void> => img.append(b);
+      await copySegment(src, m.fromOffset, edit.at, m.end, crc, emit);
+      await emit(edit.insert);
+      await copySegment(src, edit.at, edit.at + edit.remove, m.end, crc, null);
+      await copySegment(src, edit.at + edit.remove, next, m.end, crc, emit);
+    } else {
+      const emit = (b: Buffer): Promise<void> => img.appendUnhashed(b);
+      const gap = { value: 0 };
+      await copySegment(src, m.fromOffset, m.end, m.end, crc, emit);
+      await copySegment(src, m.end, next, next, gap, emit);
+      img.absorbCrc(crc.value, m.end - m.fromOffset);
+      img.absorbCrc(gap.value, next - m.end);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESHORT') throw new PopspoolError('SYS_TEMP', `spool ended early: ${(err as Error).message}`);
+    throw err;
   }
   if (crc.value !== m.crc) throw new PopspoolError('SYS_TEMP', `message at offset ${m.fromOffset} changed since the scan`);
 }
 
 /** Reads [from, to), feeding the part before crcEnd to the crc and everything to emit (if any). */
 async function copySegment(
-  fd: number, from: number, to: number, crcEnd: number, crc: { value: number }, emit: ((b: Buffer) => Promise<void>) | null,
+  src: WindowReader, from: number, to: number, crcEnd: number, crc: { value: number }, emit: ((b: Buffer) => Promise<void>) | null,
 ): Promise<void> {
-  const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(to - from, 1)));
   for (let pos = from; pos < to; ) {
-    const n = await fsRead(fd, buf, 0, Math.min(buf.length, to - pos), pos);
-    if (n === 0) throw new PopspoolError('SYS_TEMP', `spool ended early at offset ${pos}`);
-    const chunk = buf.subarray(0, n);
+    const chunk = await src.at(pos, to - pos);
+    const n = chunk.length;
     crc.value = zlib.crc32(chunk.subarray(0, Math.max(0, Math.min(n, crcEnd - pos))), crc.value);
     if (emit) await emit(chunk);
     pos += n;

@@ -1,0 +1,78 @@
+// Unit tests for io.ts helpers: crc32Combine, WindowReader and rangeStream.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import type { Readable } from 'node:stream';
+import { crc32Combine, rangeStream, WindowReader } from './io.js';
+
+describe('spool io', () => {
+  it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
+    for (const [la, lb] of [[0, 0], [0, 5], [5, 0], [1, 1], [37, 4096], [70000, 3], [3, 1 << 20]] as const) {
+      const a = randomBytes(la);
+      const b = randomBytes(lb);
+      expect(crc32Combine(zlib.crc32(a), zlib.crc32(b), lb), `${la}+${lb}`).to.equal(zlib.crc32(Buffer.concat([a, b])));
+    }
+  });
+
+  it('WindowReader returns the file bytes for increasing ranges, with gaps and across windows', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const data = randomBytes(3 * (1 << 20) + 123);
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, data);
+      const fd = fs.openSync(file, 'r');
+      try {
+        const r = new WindowReader(fd, data.length);
+        for (const [from, to] of [[0, 10], [10, 5000], [900_000, 1_200_000], [2_500_000, data.length]] as const) {
+          const parts: Buffer[] = [];
+          for (let pos = from; pos < to;) {
+            const c = await r.at(pos, to - pos);
+            expect(c.length).to.be.greaterThan(0);
+            parts.push(Buffer.from(c));
+            pos += c.length;
+          }
+          expect(Buffer.concat(parts).equals(data.subarray(from, to)), `${from}-${to}`).to.equal(true);
+        }
+        expect((await r.copy(100, 50)).equals(data.subarray(100, 150))).to.equal(true);
+        let err: unknown;
+        await new WindowReader(fd, data.length + 10).at(data.length, 5).catch((e: unknown) => { err = e; });
+        expect((err as NodeJS.ErrnoException).code).to.equal('ESHORT');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rangeStream delivers exactly [start, end), and errors (not a short end) when the file was cut', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const data = randomBytes(300_000);
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, data);
+      const fd = fs.openSync(file, 'r+');
+      try {
+        const read = async (s: Readable): Promise<Buffer> => {
+          const parts: Buffer[] = [];
+          for await (const c of s) parts.push(c as Buffer);
+          return Buffer.concat(parts);
+        };
+        expect((await read(rangeStream(fd, 1000, 250_000, 64 * 1024))).equals(data.subarray(1000, 250_000))).to.equal(true);
+        expect((await read(rangeStream(fd, 5, 5, 1024))).length).to.equal(0);
+        fs.ftruncateSync(fd, 100_000);
+        let err: unknown;
+        await read(rangeStream(fd, 1000, 250_000, 64 * 1024)).catch((e: unknown) => { err = e; });
+        expect(String(err)).to.match(/file ends at offset 100000, before 250000/);
+        fs.fstatSync(fd); // the descriptor is still open
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
