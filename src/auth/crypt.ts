@@ -2,10 +2,13 @@
  * crypt(3)-style hashes from /etc/shadow and Dovecot files: SHA-crypt `$5$`/`$6$` (unixcrypt)
  * and bcrypt `$2a$`/`$2b$`/`$2y$` (bcryptjs). Parse-time checks bound the cost a users-file line
  * can ask for; verification is constant-time in the libraries (unixcrypt compares with
- * timingSafeEqual; bcryptjs compares every byte).
+ * timingSafeEqual; bcryptjs compares every byte). Both are synchronous JavaScript, so the work
+ * runs in a small piscina thread pool (crypt-worker.ts), one thread per core.
  */
-import bcrypt from 'bcryptjs';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { CryptTask } from './crypt-worker.js';
 
 export type CryptScheme = 'SHA256-CRYPT' | 'SHA512-CRYPT' | 'BLF-CRYPT';
 
@@ -16,7 +19,7 @@ export interface CryptHash {
 
 /**
  * SHA-crypt rounds accepted. The default is 5000 (about 20 ms here); unixcrypt is synchronous
- * pure JS, so 999,999,999 rounds (the format's maximum) would freeze the event loop for hours.
+ * pure JS, so 999,999,999 rounds (the format's maximum) would hold a pool thread for hours.
  */
 export const MAX_SHA_CRYPT_ROUNDS = 100_000;
 /** bcrypt cost accepted: 2^14 iterations take about 1.5 s in bcryptjs; more is a mistake or an attack. */
@@ -44,18 +47,34 @@ export function parseCrypt(hash: string): CryptHash | undefined {
   return undefined;
 }
 
-let unixcrypt: Promise<typeof import('unixcrypt')> | undefined;
+/**
+ * Threads for hashing: one per core (more would only queue on the same cores), at most 4 so a
+ * large machine running --workers N does not start N×cores threads. Idle threads exit after a
+ * while, so a quiet server holds none.
+ */
+const MAX_CRYPT_THREADS = 4;
+const CRYPT_IDLE_MS = 30_000;
+
+let pool: Piscina<CryptTask, boolean | string> | undefined;
+
+function crypt(task: CryptTask): Promise<boolean | string> {
+  pool ??= new Piscina<CryptTask, boolean | string>({
+    filename: new URL('./crypt-worker.js', import.meta.url).href,
+    maxThreads: Math.max(1, Math.min(MAX_CRYPT_THREADS, availableParallelism())),
+    minThreads: 0,
+    idleTimeout: CRYPT_IDLE_MS,
+  });
+  return pool.run(task);
+}
 
 export async function verifyCrypt(password: string, h: CryptHash): Promise<boolean> {
-  if (h.scheme === 'BLF-CRYPT') return bcrypt.compare(password, h.hash);
-  unixcrypt ??= import('unixcrypt');
-  return (await unixcrypt).verify(password, h.hash);
+  return (await crypt({ op: 'verify', password, hash: h.hash, blowfish: h.scheme === 'BLF-CRYPT' })) === true;
 }
 
 /** A hash of a random password in `scheme`, for unknown users of a file that uses it. */
 export async function dummyCrypt(scheme: CryptScheme, secret: string): Promise<CryptHash> {
-  if (scheme === 'BLF-CRYPT') return { scheme, hash: await bcrypt.hash(secret, 10) };
-  unixcrypt ??= import('unixcrypt');
   const salt = randomBytes(12).toString('base64').replace(/[^./0-9A-Za-z]/g, '.');
-  return { scheme, hash: (await unixcrypt).encrypt(secret, `${scheme === 'SHA256-CRYPT' ? '$5$' : '$6$'}${salt}`) };
+  const prefix = scheme === 'SHA256-CRYPT' ? '$5$' : '$6$';
+  const hash = await crypt({ op: 'encrypt', password: secret, salt: `${prefix}${salt}`, blowfish: scheme === 'BLF-CRYPT' });
+  return { scheme, hash: String(hash) };
 }
