@@ -15,6 +15,8 @@ export interface FsyncProbe {
   readonly fileMs: number;
   /** A journal state change as journal.ts writes it: temp file + fsync + rename + directory fsync. */
   readonly stateMs: number;
+  /** Writing and fdatasyncing BULK_MB of data, per MB (what the image and the spool rewrite pay per byte). */
+  readonly bulkMsPerMb: number;
   readonly samples: number;
 }
 
@@ -30,6 +32,9 @@ export interface MachineInfo {
 
 /** Samples per fsync measurement: enough for a stable median, about a second on a slow disk. */
 const FSYNC_SAMPLES = 50;
+/** Size of the bulk write+sync probe, and how often it runs: about the 1k mailbox's rewritten tail. */
+const BULK_MB = 8;
+const BULK_SAMPLES = 7;
 
 function sh(cmd: string): string {
   try {
@@ -59,13 +64,14 @@ function medianMs(xs: number[]): number {
   return s[s.length >> 1]!;
 }
 
-/** Times FSYNC_SAMPLES small-file fsyncs and journal-style state changes in `dir`. */
+/** Times FSYNC_SAMPLES small-file fsyncs and journal-style state changes, and a bulk write + sync, in `dir`. */
 export function probeFsync(dir: string): FsyncProbe {
   const file = path.join(dir, '.fsync-probe');
   const tmp = `${file}.tmp`;
   const payload = Buffer.alloc(200, 0x61);
   const fileTimes: number[] = [];
   const stateTimes: number[] = [];
+  const bulkTimes: number[] = [];
   const now = () => Number(process.hrtime.bigint()) / 1e6;
   try {
     for (let i = 0; i < FSYNC_SAMPLES; i++) {
@@ -86,9 +92,18 @@ export function probeFsync(dir: string): FsyncProbe {
       fs.closeSync(dfd);
       stateTimes.push(now() - t);
     }
+    const bulk = Buffer.alloc(BULK_MB << 20, 0x62);
+    for (let i = 0; i < BULK_SAMPLES; i++) {
+      const t = now();
+      const fd = fs.openSync(file, 'w', 0o600);
+      fs.writeSync(fd, bulk, 0, bulk.length, 0);
+      fs.fdatasyncSync(fd);
+      fs.closeSync(fd);
+      bulkTimes.push((now() - t) / BULK_MB);
+    }
   } finally {
     fs.rmSync(file, { force: true });
     fs.rmSync(tmp, { force: true });
   }
-  return { fsType: sh(`stat -f -c %T ${JSON.stringify(dir)}`), fileMs: medianMs(fileTimes), stateMs: medianMs(stateTimes), samples: FSYNC_SAMPLES };
+  return { fsType: sh(`stat -f -c %T ${JSON.stringify(dir)}`), fileMs: medianMs(fileTimes), stateMs: medianMs(stateTimes), bulkMsPerMb: medianMs(bulkTimes), samples: FSYNC_SAMPLES };
 }

@@ -20,11 +20,12 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
 /**
  * Scans of at least this many bytes use the worker thread (crc-worker.ts): split in two, or
  * failing that with crc32 offloaded; below it, the worker's round trip costs more than it
- * saves. Measured on 2 cores, 865 MB / 50k messages from page cache: 1045 ms all inline,
- * 786 ms crc offloaded (split: see the report in docs/). The worker reads the same
+ * saves. Measured on 2 cores from page cache (scan-bench --offload-compare): 18 MB / 1k
+ * messages 26 → 17 ms, 8 MB about even, 4 MB and less slower; 865 MB / 50k messages 1045 ms all
+ * inline, 786 ms with only the crc offloaded, less split (docs/benchmarks.md). The worker reads the same
  * descriptor, which is sound because every scan of a spool runs under its lock.
  */
-export const CRC_OFFLOAD_MIN = 64 * 1024 * 1024;
+export const CRC_OFFLOAD_MIN = 16 * 1024 * 1024;
 
 /** Where the cut is aimed, as a share of the range scanned here: a bit under half, because
  *  after its part this thread still unpacks the worker's messages and the caller stores the
