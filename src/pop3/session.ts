@@ -25,7 +25,10 @@ import { LineReader, type LineEvent } from './line-reader.js';
 import { Maildrop } from './maildrop.js';
 import { plaintextAuthAllowed, type PeerInfo } from './peer.js';
 import { TERMINATOR, err, errorOutcome, formatMultiline, ok, quit, statusLine, type MessageBody, type Outcome } from './responses.js';
-import { WireEncoder } from './wire.js';
+import { releaseWire, WireEncoder } from './wire.js';
+
+/** rangeStream's chunk-recycling handshake (spool/io.ts), by its registry symbol. */
+const RECYCLE_CHUNK = Symbol.for('popspool.recycleChunk');
 
 export interface SessionOptions {
   readonly authenticator: Authenticator;
@@ -365,9 +368,13 @@ export class Pop3Session implements CommandContext {
     // the same write as the ".": a message that fits in one chunk leaves as one writev of status
     // line, body and terminator (one TCP segment train, no lone ".\r\n" segment to wait for).
     let held: Buffer = EMPTY;
+    // A source that recycles its chunks (the spool's rangeStream) gets each one back as soon as
+    // the encoder has copied it; the encoder's output buffers go back on the write callback.
+    const recycle = (src as { [RECYCLE_CHUNK]?: (chunk: Buffer) => void })[RECYCLE_CHUNK];
     try {
       for await (const chunk of src) {
         const wire = enc.push(chunk as Buffer);
+        recycle?.(chunk as Buffer);
         if (wire.length) {
           if (held.length) await this.write(held);
           held = wire;
@@ -552,7 +559,7 @@ export class Pop3Session implements CommandContext {
     for (const d of data) {
       if (d.length === 0) continue;
       this.bytesOut += d.length;
-      room = s.write(d);
+      room = s.write(d, () => releaseWire(d));
     }
     if (many) s.uncork();
     if (!room) await this.wait('drain');

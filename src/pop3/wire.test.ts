@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import { WireEncoder, WireTransform } from './wire.js';
+import { releaseWire, WireEncoder, WireTransform } from './wire.js';
 import { SIMD_CHUNK, simdAvailable } from './wire-simd.js';
 
 function encode(chunks: Buffer[], bodyLines?: number, portable = false): { out: Buffer; enc: WireEncoder } {
@@ -97,6 +97,33 @@ describe('WireEncoder', () => {
     const slow = encode([buf], undefined, true);
     expect(fast.out.equals(slow.out)).to.equal(true);
     expect(fast.enc.stuffed).to.equal(2);
+  });
+
+  it('reuses an output buffer handed back with releaseWire, never one buffer for two live outputs', () => {
+    // Chunks the size a RETR streams (its output goes into reusable slabs), different contents.
+    const chunk = (fill: number): Buffer => {
+      const b = Buffer.alloc(SIMD_CHUNK, fill);
+      for (let i = 77; i < b.length; i += 78) b[i] = 0x0a;
+      b[78] = 0x2e;
+      return b;
+    };
+    const one = (b: Buffer): Buffer => new WireEncoder().push(b);
+    const want = (b: Buffer): Buffer => new WireEncoder({ portable: true }).push(b);
+    const a = one(chunk(0x41));
+    expect(a.equals(want(chunk(0x41)))).to.equal(true);
+    releaseWire(a);
+    releaseWire(a); // a second release must not put it in the free list twice
+    releaseWire(Buffer.from('not from the encoder')); // ignored
+    const b = one(chunk(0x42));
+    const c = one(chunk(0x43));
+    expect(b.buffer).to.equal(a.buffer); // reused
+    expect(c.buffer).to.not.equal(b.buffer);
+    expect(b.equals(want(chunk(0x42)))).to.equal(true);
+    expect(c.equals(want(chunk(0x43)))).to.equal(true);
+    // Small outputs are exact buffers, never slabs (a held slab per small RETR would waste memory).
+    const small = one(Buffer.from('hello\n'));
+    releaseWire(small);
+    expect(one(Buffer.from('x\n')).buffer === small.buffer && small.buffer.byteLength > 8192).to.equal(false);
   });
 
   it('handles a CR at the end of one chunk and LF at the start of the next', () => {

@@ -23,6 +23,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { simdAvailable, simdEncode, type SimdState } from './wire-simd.js';
 
+/** Hand an output buffer of WireEncoder.push back for reuse once nothing reads it (wire-simd.ts). */
+export { releaseWire } from './wire-simd.js';
+
 const LF = 0x0a;
 const CR = 0x0d;
 const DOT = 0x2e;

@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
-import { crc32Combine, rangeStream, WindowReader } from './io.js';
+import { crc32Combine, rangeStream, RECYCLE_CHUNK, WindowReader } from './io.js';
 
 describe('spool io', () => {
   it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
@@ -68,6 +68,41 @@ describe('spool io', () => {
         await read(rangeStream(fd, 1000, 250_000, 64 * 1024)).catch((e: unknown) => { err = e; });
         expect(String(err)).to.match(/file ends at offset 100000, before 250000/);
         fs.fstatSync(fd); // the descriptor is still open
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('rangeStream: a consumer that hands chunks back gets them reused; one that keeps them never sees reuse', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const data = randomBytes(2_000_000);
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, data);
+      const fd = fs.openSync(file, 'r');
+      try {
+        const hwm = 64 * 1024;
+        // Recycling consumer: copies each chunk, then hands it back.
+        const s1 = rangeStream(fd, 3, 1_999_000, hwm);
+        const recycle = (s1 as unknown as Record<symbol, (c: Buffer) => void>)[RECYCLE_CHUNK];
+        expect(recycle).to.be.a('function');
+        const copies: Buffer[] = [];
+        const mems = new Set<ArrayBufferLike>();
+        for await (const c of s1) {
+          copies.push(Buffer.from(c as Buffer));
+          mems.add((c as Buffer).buffer);
+          recycle!(c as Buffer);
+        }
+        expect(Buffer.concat(copies).equals(data.subarray(3, 1_999_000))).to.equal(true);
+        expect(copies.length).to.be.above(20);
+        expect(mems.size).to.be.at.most(4); // a small ring, not one buffer per chunk
+        // Keeping consumer: every chunk is its own memory, none is overwritten later.
+        const kept: Buffer[] = [];
+        for await (const c of rangeStream(fd, 0, data.length, hwm)) kept.push(c as Buffer);
+        expect(new Set(kept.map((c) => c.buffer)).size).to.equal(kept.length);
+        expect(Buffer.concat(kept).equals(data)).to.equal(true);
       } finally {
         fs.closeSync(fd);
       }

@@ -202,14 +202,44 @@ export async function faultPoint(step: string): Promise<void> {
 }
 
 /**
+ * The chunk-recycling handshake of rangeStream, by a registry symbol so a consumer in another
+ * layer needs no import: `stream[RECYCLE_CHUNK]?.(chunk)` hands a chunk it has completely
+ * finished with (nothing will read it again) back to be read into. Consumers that keep chunks
+ * simply never call it. Without it a 1 GB RETR allocates its 1 GB afresh, chunk by chunk, and
+ * the garbage collector's pace, not the data, sets the process's peak RSS.
+ */
+export const RECYCLE_CHUNK = Symbol.for('popspool.recycleChunk');
+
+/** Handed-back chunks kept for reuse, per chunk size, all streams together (bounded). */
+const FREE_CHUNKS_MAX = 16;
+const freeChunks = new Map<number, Buffer[]>();
+/** Chunks a stream pushed whole and nobody handed back yet (by their memory). */
+const lentChunks = new WeakSet<ArrayBufferLike>();
+
+function takeChunk(size: number): Buffer {
+  return freeChunks.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+}
+
+function recycleChunk(chunk: Buffer): void {
+  const ab = chunk.buffer;
+  if (!lentChunks.has(ab) || chunk.byteOffset !== 0 || chunk.length !== ab.byteLength) return;
+  lentChunks.delete(ab);
+  let list = freeChunks.get(chunk.length);
+  if (list === undefined) freeChunks.set(chunk.length, (list = []));
+  if (list.length < FREE_CHUNKS_MAX) list.push(chunk);
+}
+
+/**
  * A readable stream of [start, end) of `fd`, by positional reads. The descriptor stays open when
  * the consumer destroys the stream (closing a descriptor of a locked spool could drop locks).
  * A file that ends before `end` is an error, never a short end: the consumer has already sent
  * part of the message and must not follow it with a terminator (fs.ReadStream would just end).
+ * Full-size chunks are unpooled buffers of their own that the consumer may hand back through
+ * RECYCLE_CHUNK (above).
  */
 export function rangeStream(fd: number, start: number, end: number, highWaterMark: number): Readable {
   let pos = start;
-  return new Readable({
+  const stream = new Readable({
     highWaterMark,
     read(): void {
       const len = Math.min(highWaterMark, end - pos);
@@ -217,14 +247,16 @@ export function rangeStream(fd: number, start: number, end: number, highWaterMar
         this.push(null);
         return;
       }
-      const buf = Buffer.allocUnsafe(len);
+      const buf = len === highWaterMark ? takeChunk(len) : Buffer.allocUnsafe(len);
       fs.read(fd, buf, 0, len, pos, (err, n) => {
         if (err) return this.destroy(err);
         if (n === 0) return this.destroy(new Error(`file ends at offset ${pos}, before ${end}: changed by another program`));
         pos += n;
+        if (n === len && len === highWaterMark) lentChunks.add(buf.buffer);
         this.push(n < len ? buf.subarray(0, n) : buf);
         if (pos >= end) this.push(null);
       });
     },
   });
+  return Object.assign(stream, { [RECYCLE_CHUNK]: recycleChunk });
 }
