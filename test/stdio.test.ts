@@ -71,6 +71,42 @@ describe('stdio / inetd mode (serve --stdio)', function () {
     expect(out).to.not.match(/session end|info:|warn:/);
   });
 
+  it('on pipes, big messages (encoder slabs in play) read slowly: every byte as stored', async () => {
+    // Several MB per message, dot lines on every few lines: the encoder's reusable output slabs
+    // are in play, and a pipe (64 KiB) that the reader drains slowly keeps writes pending.
+    const big = path.join(dir, 'mail/bigpipe');
+    const msgs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const lines: string[] = [`Subject: big ${i}`, ''];
+      for (let j = 0; j < 40000; j++) lines.push(j % 3 === 0 ? `.dot line ${i} ${j} ${'x'.repeat(j % 97)}` : `line ${i} ${j} ${'y'.repeat(j % 89)}`);
+      msgs.push(`From sender@example.org Mon Jan  1 00:00:0${i} 2024\n${lines.join('\n')}\n\n`);
+    }
+    fs.writeFileSync(big, msgs.join(''));
+    const want = expectedMessages(fs.readFileSync(big));
+    fs.writeFileSync(path.join(dir, 'users'), 'alice:{PLAIN}pw-alice\nbigpipe:{PLAIN}pw-big\n', { mode: 0o600 });
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const parts: Buffer[] = [];
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d: Buffer) => {
+      parts.push(d);
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), 1); // a slow reader: the pipe fills, writes stay pending
+    });
+    child.stdin.end('USER bigpipe\r\nPASS pw-big\r\nRETR 1\r\nRETR 2\r\nRETR 3\r\nQUIT\r\n');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code, err).to.equal(0);
+    const out = Buffer.concat(parts).toString('latin1');
+    const replies = out.split(/\r\n\.\r\n/);
+    expect(replies.length).to.equal(4);
+    for (let i = 0; i < 3; i++) {
+      const r = replies[i]!;
+      const body = r.slice(r.indexOf(`+OK ${want[i]!.length} octets\r\n`) + `+OK ${want[i]!.length} octets\r\n`.length);
+      const unstuffed = body.split('\r\n').map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\r\n') + '\r\n';
+      expect(unstuffed === want[i]!.toString('latin1'), `message ${i + 1} differs`).to.equal(true);
+    }
+  });
+
   it('with a TCP socket as fd 0/1 (this test plays inetd): the peer address is the client\'s', async function () {
     requireTool(this, 'python3', 'python3');
     const children: ChildProcess[] = [];

@@ -10,6 +10,7 @@
  * client that pipelines RETRs and never reads stalls us at one socket buffer, not at memory.
  */
 import type { Duplex, Readable } from 'node:stream';
+import { Socket } from 'node:net';
 import tls from 'node:tls';
 import { apopTimestamp, type ApopSecrets } from '../auth/apop.js';
 import type { LoginThrottle } from '../auth/throttle.js';
@@ -556,10 +557,15 @@ export class Pop3Session implements CommandContext {
     const many = data.length > 1;
     if (many) s.cork();
     let room = true;
+    // An encoder slab goes back to the pool on the write callback only on a socket (TCP or
+    // TLS), whose callback means the kernel or the TLS engine has taken the bytes. Other
+    // duplexes (stdio's Duplex.from over two pipes) may call back while their own writable
+    // still holds the buffer: there the slab is simply left to the garbage collector.
+    const recycle = s instanceof Socket;
     for (const d of data) {
       if (d.length === 0) continue;
       this.bytesOut += d.length;
-      room = s.write(d, () => releaseWire(d));
+      room = recycle ? s.write(d, () => releaseWire(d)) : s.write(d);
     }
     if (many) s.uncork();
     if (!room) await this.wait('drain');
