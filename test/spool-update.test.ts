@@ -257,6 +257,17 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       await expectRejected(drop, [0], rewritten);
     });
 
+    it('RETR of a message edited in place (same size, From_ lines where they were) rejects SYS_TEMP', async () => {
+      sb.write(SPOOL);
+      const drop = await sb.store().open(sb.user);
+      const edited = Buffer.from(SPOOL.replace('body e line 2', 'body E line 2'));
+      expect(edited.length).to.equal(Buffer.byteLength(SPOOL));
+      fs.writeFileSync(sb.spool, edited);
+      expect(await readMsg(drop, 0)).to.equal(content(MSGS[0]!)); // untouched messages still served
+      expect((await rejectionOf(drop.read(4))).code).to.equal('SYS_TEMP');
+      await drop.close();
+    });
+
     it('RETR after truncation rejects SYS_TEMP', async () => {
       sb.write(SPOOL);
       const drop = await sb.store().open(sb.user);

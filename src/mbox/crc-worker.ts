@@ -152,27 +152,51 @@ if (!isMainThread && parentPort !== null) runWorker(parentPort);
 // ------------------------------------------------------------------------------------------
 let worker: Worker | null = null;
 let nextJob = 1;
-const waiting = new Map<number, (r: FromWorker) => void>();
+/** Jobs waiting for a reply, per worker: a dying worker fails its own jobs, never its successor's. */
+const jobsOf = new WeakMap<Worker, Map<number, (r: FromWorker) => void>>();
 
 function getWorker(): Worker {
   if (worker === null) {
     const w = new Worker(new URL(import.meta.url));
-    w.unref(); // never keeps the process alive
+    const jobs = new Map<number, (r: FromWorker) => void>();
+    jobsOf.set(w, jobs);
     w.on('message', (r: FromWorker) => {
-      const done = waiting.get(r.job);
-      waiting.delete(r.job);
+      const done = jobs.get(r.job);
+      jobs.delete(r.job);
       done?.(r);
     });
+    // 'error' (an uncaught exception: the thread runs no more code) and then 'exit' both come;
+    // only the first does anything, and only to this worker's jobs.
     const fail = (err: unknown): void => {
-      worker = null;
-      for (const [job, done] of waiting) done({ job, error: `crc worker died: ${String(err)}` });
-      waiting.clear();
+      if (worker === w) worker = null;
+      for (const [job, done] of jobs) done({ job, error: `crc worker died: ${String(err)}` });
+      jobs.clear();
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(`exit ${code}`));
+    w.unref(); // never keeps the process alive (after the listeners: adding one refs the port again)
     worker = w;
   }
   return worker;
+}
+
+/** Registers a reply for `job` on `w` and keeps the process alive until it comes. */
+function expectReply(w: Worker, job: number): Promise<FromWorker> {
+  const jobs = jobsOf.get(w)!;
+  const reply = new Promise<FromWorker>((resolve) => jobs.set(job, resolve));
+  w.ref();
+  return reply.finally(() => {
+    if (jobs.size === 0) w.unref();
+  });
+}
+
+/**
+ * Stops the worker thread, if one runs; its jobs fail (their callers fall back to scanning on
+ * this thread) and the next scan starts a new one. For tests, and for an orderly shutdown.
+ */
+export async function stopScanWorker(): Promise<void> {
+  const w = worker;
+  if (w !== null) await w.terminate();
 }
 
 /**
@@ -192,11 +216,9 @@ export function prewarmScanWorker(): void {
 export async function scanInWorker(fd: number, start: number, end: number, opts: ScanOptions, out: ScannedMessage[]): Promise<number> {
   const job = nextJob++;
   const w = getWorker();
-  const reply = new Promise<FromWorker>((resolve) => waiting.set(job, resolve));
-  w.ref();
+  const reply = expectReply(w, job);
   w.postMessage({ type: 'scan', job, fd, start, end, opts: { strictFrom: opts.strictFrom } } satisfies ToWorker);
   const r = await reply;
-  if (waiting.size === 0) w.unref();
   if (r.scan === undefined) throw new Error(r.error ?? 'scan worker failed');
   unpack(r.scan, out);
   return r.scan.bytesRead;
@@ -209,8 +231,7 @@ export class CrcJob {
   private readonly reply: Promise<FromWorker>;
 
   constructor(fd: number) {
-    this.reply = new Promise((resolve) => waiting.set(this.job, resolve));
-    this.w.ref(); // busy: keep the thread alive until the reply
+    this.reply = expectReply(this.w, this.job); // busy: keeps the thread alive until the reply
     this.w.postMessage({ type: 'start', job: this.job, fd } satisfies ToWorker);
   }
 
@@ -233,7 +254,6 @@ export class CrcJob {
 
   private async settle(): Promise<Uint32Array> {
     const r = await this.reply;
-    if (waiting.size === 0) this.w.unref();
     if (r.crcs === undefined) throw new Error(r.error ?? 'crc worker failed');
     return r.crcs;
   }

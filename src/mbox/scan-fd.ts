@@ -48,22 +48,22 @@ export async function scanFd(fd: number, start: number, end: number, opts: ScanO
   const split = await findSplit(fd, start, start + Math.floor((end - start) * NEAR_SHARE), end, opts.strictFrom);
   if (split < 0) return scanRange(fd, start, end, opts, true);
   const far: ScannedMessage[] = [];
-  const farScan = scanInWorker(fd, split, end, opts, far);
+  // Settled at once (never an unhandled rejection while this thread scans its part): a worker
+  // that fails or dies is answered below by scanning its part here.
+  const farScan = scanInWorker(fd, split, end, opts, far).then((n) => n, () => null);
   let near: ScanResult;
   try {
     near = await scanRange(fd, start, split, opts, false);
   } catch (e) {
-    await farScan.catch(() => 0); // nothing may still read the caller's descriptor once we return
+    await farScan; // nothing may still read the caller's descriptor once we return
     throw e;
   }
-  let farRead: number;
-  try {
-    farRead = await farScan;
-  } catch {
+  let farRead = await farScan;
+  if (farRead === null) {
     // The worker failed (or died): scan that part here; a real problem with the spool shows again.
     const r = await scanRange(fd, split, end, opts, false);
     far.length = 0;
-    far.push(...r.messages);
+    for (const m of r.messages) far.push(m);
     farRead = r.bytesRead;
   }
   const messages = near.messages;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX } from './from-line.js';
 import { MboxScanner } from './scanner.js';
+import { stopScanWorker } from './crc-worker.js';
 import { scanFd } from './scan-fd.js';
 import { findBoundaryIn, findSplit } from './split.js';
 import type { ScannedMessage } from './types.js';
@@ -171,6 +172,32 @@ describe('split scans', () => {
         expect(r.messages).to.deep.equal(scan(buf, 0, buf.length, false));
         expect(r.bytesRead).to.equal(buf.length);
       } finally {
+        fs.closeSync(fd);
+      }
+    });
+
+    it('the worker dying mid-scan: its part is scanned here, same result, no unhandled rejection', async () => {
+      const parts: string[] = [];
+      for (let i = 0; i < 400; i++) parts.push(msg(i, 200 + (i % 50), i % 7 === 0));
+      const buf = Buffer.from(parts.join(''), 'latin1');
+      const file = path.join(dir, 'dies');
+      fs.writeFileSync(file, buf);
+      const fd = fs.openSync(file, 'r');
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const seq = scan(buf, 0, buf.length, false);
+        for (const delayMs of [0, 1, 3]) {
+          const scanning = scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
+          setTimeout(() => void stopScanWorker(), delayMs);
+          expect((await scanning).messages, `worker stopped after ${delayMs} ms`).to.deep.equal(seq);
+        }
+        expect((await scanFd(fd, 0, buf.length, { strictFrom: false }, 0)).messages, 'a new worker afterwards').to.deep.equal(seq);
+        await new Promise((r) => setTimeout(r, 50)); // let any late rejection surface
+        expect(unhandled.map(String)).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
         fs.closeSync(fd);
       }
     });

@@ -222,6 +222,7 @@ export class ScanCache {
       if (!(err instanceof Invalid)) throw err;
       log.warn('scan not cached: inconsistent', { user, reason: err.message });
       await this.remove(user);
+      await settleStamp(null, stamp.ctimeNs); // the caller's stamp must still settle (see "Racy stamps")
       return;
     }
     this.forget(user);
@@ -235,6 +236,7 @@ export class ScanCache {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
         log.debug('cache store skipped: another writer holds the lock', { user });
+        await settleStamp(null, stamp.ctimeNs); // the caller's stamp must still settle (see "Racy stamps")
         return;
       }
       throw err;
@@ -333,15 +335,20 @@ export class ScanCache {
  * spool is stamped later too. That takes one tick at most (≤ 10 ms), usually nothing, where a
  * fixed wait of RACY_MS would always cost ~20 ms right after a rewrite. A spool whose ctime is a
  * whole millisecond may live on a file system with coarse timestamps, where the probe proves
- * nothing: then the old rule, wait until RACY_MS have passed since its ctime, applies alone.
+ * nothing: then the old rule, wait until RACY_MS have passed since its ctime, applies alone —
+ * as it does with no probe (a store that writes no file) or a probe stamped by another clock.
  */
-async function settleStamp(probe: fsp.FileHandle, ctimeNs: bigint): Promise<boolean> {
-  const trustProbe = ctimeNs % 1_000_000n !== 0n;
+async function settleStamp(probe: fsp.FileHandle | null, ctimeNs: bigint): Promise<boolean> {
+  let trustProbe = probe !== null && ctimeNs % 1_000_000n !== 0n;
   const deadlineMs = Number(ctimeNs / 1_000_000n) + RACY_MS;
   for (let first = true; ; first = false) {
     if (trustProbe) {
-      if (!first) await probe.utimes(new Date(), new Date());
-      if ((await probe.stat({ bigint: true })).ctimeNs > ctimeNs) return false;
+      if (!first) await probe!.utimes(new Date(), new Date());
+      const probeNs = (await probe!.stat({ bigint: true })).ctimeNs;
+      // The kernel's file clock lags the wall clock, never leads it: a probe stamped ahead of
+      // it comes from another clock (a state directory on NFS) and proves nothing here.
+      if (probeNs > BigInt(Date.now() + 1) * 1_000_000n) trustProbe = false;
+      else if (probeNs > ctimeNs) return false;
     }
     const aheadMs = deadlineMs - Date.now();
     if (aheadMs <= 0) return false;
