@@ -16,6 +16,7 @@ import { cachedMailbox } from './generator.js';
 import { machine, peerVersion, probeFsync } from './machine.js';
 import { USAGE, sizeLabel, type BenchOptions } from './options.js';
 import { ensureSystemUsers, findPeer, makePeer, removeSystemUsers } from './peers.js';
+import { runProfiles } from './profile.js';
 import { writeReport } from './report.js';
 import { PopspoolTarget, type BenchEnv, type Target } from './servers.js';
 import { workloadA, workloadB, workloadC, workloadD, workloadE } from './workloads.js';
@@ -67,6 +68,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     console.error(`popspool bench: ${opts.error}\n${USAGE}`);
     return 2;
   }
+  if (opts.profile) return runProfiles(opts, opts.out);
   if (opts.removeUsers) {
     console.log(`removed ${removeSystemUsers()} throwaway bench user(s)`);
     return 0;
@@ -137,6 +139,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         continue;
       }
       try {
+        let fresh = true;
         for (const [label, run] of plan) {
           progress.step(`${target.name}: ${label}`);
           if (opts.skip.has(`${target.name}:${label[0]}`)) {
@@ -147,6 +150,14 @@ export async function runBench(opts: BenchOptions): Promise<number> {
             progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
             continue;
           }
+          if (!fresh) {
+            // Each workload gets a freshly started server after the previous one's writes are on
+            // disk: no workload inherits another's memory (peak RSS), caches or writeback.
+            await target.stop();
+            spawnSync('sync', { stdio: 'ignore' });
+            await target.start();
+          }
+          fresh = false;
           const t0 = Date.now();
           await run(ctx, target);
           progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -61,6 +61,8 @@ export interface BenchOptions {
   /** Password scheme of the bench users, the same for popspool, Dovecot and the Unix users the other peers check. */
   readonly hash: BenchHash;
   readonly removeUsers: boolean;
+  /** Profile popspool in the scenarios that bound its unmet targets instead of benchmarking (profile.ts). */
+  readonly profile: boolean;
   readonly help: boolean;
   /** Set when argv could not be parsed; runBench prints it with the usage and exits 2. */
   readonly error?: string;
@@ -89,6 +91,8 @@ export const USAGE = `usage: popspool bench [options]
   --peer-root DIR      where popa3d and mailutils-pop3d were unpacked (default /opt/popbench-peers/root)
   --no-python          skip the python3 clients (b and c then use the Node client)
   --remove-users       delete the throwaway Unix users the bench created, and exit
+  --profile            instead of benchmarking, CPU-profile popspool (node --cpu-prof) in the scenarios that
+                       bound its unmet targets and write OUT/bench/profiles.md (a few minutes)
 Workloads:
 ${Object.entries(WORKLOADS).map(([k, v]) => `  ${k}  ${v}`).join('\n')}`;
 
@@ -128,6 +132,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     noPython: false,
     hash: 'sha512-crypt' as BenchHash,
     removeUsers: false,
+    profile: false,
     help: false,
   };
   try {
@@ -189,6 +194,7 @@ function parseInto(o: Mutable<BenchOptions> & { workloads: Set<WorkloadId>; skip
         break;
       }
       case '--remove-users': o.removeUsers = true; break;
+      case '--profile': o.profile = true; break;
       case '-h': case '--help': o.help = true; break;
       default: throw new Error(`unknown option ${a}`);
     }

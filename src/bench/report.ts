@@ -132,7 +132,9 @@ export function writeReport(opts: BenchOptions, results: Results, info: RunInfo)
     + (info.smallMailboxes ? `; workload f: ${info.smallMailboxes} small mailboxes.` : '.'), '');
   const mixLabels = info.mailboxes.filter((m) => m.manifest.kind === 'mix').map((m) => m.label);
   L.push('## Targets', '', 'Every target of issue 5, from this run (reported, never asserted). Ratios of times are slower ÷ faster as named; "not measured": the run did not include it.', '',
-    ...targetsTable(results, { targets, mixLabels }), '');
+    ...targetsTable(results, { targets, mixLabels }), '',
+    'What bounds the targets popspool misses, with the profiles that show it: [performance.md](performance.md)'
+    + (fs.existsSync(path.join(plotDir, 'profiles.md')) ? ' and [bench/profiles.md](bench/profiles.md) (`popspool bench --profile`).' : '.'), '');
   L.push(...schemesSection(info), ...journalSection(results, info));
   L.push('## Workloads', '');
   for (const [k, v] of Object.entries(WORKLOADS)) L.push(`- **${k}** ${v}`);
@@ -262,7 +264,8 @@ function method(python: boolean): string[] {
     + 'bodies contain lines starting with `.` and `>From `; LF line endings. The generator records the SHA-256 of each message\'s wire form; '
     + 'the bench client un-stuffs every RETR reply and compares. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
-    + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. The page cache is warm in all cases.',
+    + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. Each workload starts on a freshly started server process, after `sync`, '
+    + 'so none inherits another\'s memory, caches or disk writeback. The page cache is warm in all cases.',
     '- **cold** = first session after the spool changed (its mtime is moved, popspool\'s cache file and Dovecot\'s index are removed); **warm** = the next session.',
     python
       ? '- (b) and (c) use a python3 raw-socket client that sets TCP_NODELAY and re-arms TCP_QUICKACK after every recv (the kernel clears it), as the issue\'s orientation figures were measured: '

@@ -1,0 +1,217 @@
+/**
+ * `popspool bench --profile`: where popspool's time goes in the workloads whose targets it
+ * misses. Each scenario runs a `popspool serve` child under `node --cpu-prof` (one profile per
+ * thread: the main thread, the scan worker, the crypt pool), drives it with the bench client,
+ * stops it with SIGTERM (the server drains and exits, which writes the profiles) and sums self
+ * time per function over all threads. Writes OUT/bench/profiles.md; the report links to it.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pop3Client } from './client.js';
+import { cachedMailbox, type Manifest } from './generator.js';
+import type { BenchHash, BenchOptions } from './options.js';
+import { writeCredentials } from './credentials.js';
+
+const POPSPOOL_BIN = fileURLToPath(new URL('../../../bin/popspool', import.meta.url));
+/** Rows per scenario in the report: the functions that matter, not the long tail. */
+const TOP_FUNCTIONS = 14;
+/** Sessions per scenario: enough samples for stable shares, short enough to run in minutes. */
+const COLD_SESSIONS = 3;
+const FIRST_LOGINS = 100;
+const PASSWORD = 'bench-Pw-1939';
+
+interface Scenario {
+  readonly name: string;
+  readonly what: string;
+  readonly mailbox: { label: string; count: number };
+  readonly scheme: BenchHash;
+  run(c: ScenarioCtx): Promise<void>;
+}
+
+interface ScenarioCtx {
+  readonly port: number;
+  readonly spool: string;
+  readonly template: string;
+  readonly manifest: Manifest;
+  readonly users: readonly string[];
+}
+
+async function session(port: number, user: string, body: (c: Pop3Client) => Promise<void>): Promise<void> {
+  const c = await Pop3Client.connect(port);
+  try {
+    await c.login(user, PASSWORD);
+    await body(c);
+    await c.quit();
+  } finally {
+    c.destroy();
+  }
+}
+
+const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'a-cold-50k', what: `(a) cold check-mail on 50k (${COLD_SESSIONS} sessions; the spool's mtime is moved and the cache removed before each)`,
+    mailbox: { label: '50k', count: 50_000 }, scheme: 'plain',
+    async run(c) {
+      for (let i = 0; i < COLD_SESSIONS; i++) {
+        const t = new Date(Date.now() + (i + 1) * 1000);
+        fs.utimesSync(c.spool, t, t);
+        await session(c.port, c.users[0]!, async (p) => { await p.stat(); });
+      }
+    },
+  },
+  {
+    name: 'b-download-1k', what: '(b) download all of 1k, keep (RETR every message)',
+    mailbox: { label: '1k', count: 1000 }, scheme: 'plain',
+    async run(c) {
+      await session(c.port, c.users[0]!, async () => undefined); // the scan: not part of (b)
+      await session(c.port, c.users[0]!, async (p) => {
+        for (let i = 1; i <= c.manifest.count; i++) await p.multi(`RETR ${i}`);
+      });
+    },
+  },
+  {
+    name: 'd-delete10-1k', what: `(d) delete 10% of 1k, QUIT (${COLD_SESSIONS} sessions, a pristine spool each)`,
+    mailbox: { label: '1k', count: 1000 }, scheme: 'plain',
+    async run(c) {
+      for (let i = 0; i < COLD_SESSIONS; i++) {
+        fs.copyFileSync(c.template, c.spool);
+        await session(c.port, c.users[0]!, async (p) => {
+          for (let k = 0; k < c.manifest.count; k++) if (k % 10 === 5) await p.cmd(`DELE ${k + 1}`);
+        });
+      }
+    },
+  },
+  {
+    name: 'f-first-logins', what: `(f) ${FIRST_LOGINS} first logins with SHA512-CRYPT (5000 rounds), 10 at once, small mailboxes`,
+    mailbox: { label: '1k', count: 1000 }, scheme: 'sha512-crypt',
+    async run(c) {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < c.users.length) {
+          const u = c.users[next++]!;
+          await session(c.port, u, async (p) => { await p.stat(); });
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, worker));
+    },
+  },
+];
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
+interface CpuProfile { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] }
+
+/** Now on the clock V8 stamps profile samples with (CLOCK_MONOTONIC, µs). */
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * Self time (ms) per function, summed over every profile in `dir`, counting only samples taken
+ * within [fromUs, toUs] (the scenario, not the server's start-up); idle apart.
+ */
+function summarize(dir: string, fromUs: number, toUs: number): { rows: [string, number][]; busyMs: number; idleMs: number; threads: number } {
+  const self = new Map<string, number>();
+  let idle = 0;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  for (const f of files) {
+    const p = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CpuProfile;
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    let at = p.startTime;
+    for (let i = 0; i < p.samples.length; i++) {
+      const us = p.timeDeltas[i] ?? 0;
+      at += us;
+      if (at < fromUs || at > toUs) continue;
+      const n = byId.get(p.samples[i]!);
+      if (!n) continue;
+      const fn = n.callFrame.functionName || '(anonymous)';
+      if (fn === '(idle)') { idle += us; continue; }
+      const file = n.callFrame.url ? ` ${n.callFrame.url.split('/').slice(-2).join('/')}` : '';
+      const key = `${fn}${file}`;
+      self.set(key, (self.get(key) ?? 0) + us);
+    }
+  }
+  const rows = [...self].map(([k, us]): [string, number] => [k, us / 1000]).sort((a, b) => b[1] - a[1]);
+  return { rows, busyMs: rows.reduce((a, r) => a + r[1], 0), idleMs: idle / 1000, threads: files.length };
+}
+
+async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promise<string[]> {
+  const { template, manifest } = cachedMailbox(opts.cacheDir, `pb${s.mailbox.label}`, { kind: 'mix', count: s.mailbox.count }, opts.seed);
+  const dir = fs.mkdtempSync(path.join(work, `${s.name}-`));
+  const spoolDir = path.join(dir, 'spool');
+  const profDir = path.join(dir, 'prof');
+  fs.mkdirSync(spoolDir);
+  fs.mkdirSync(profDir);
+  const users = s.name === 'f-first-logins' ? Array.from({ length: FIRST_LOGINS }, (_, i) => `pp${i}`) : ['pp'];
+  const small = 'From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\n\nhello\n\n';
+  for (const u of users) {
+    if (s.name === 'f-first-logins') fs.writeFileSync(path.join(spoolDir, u), small);
+    else fs.copyFileSync(template, path.join(spoolDir, u));
+  }
+  const usersFile = path.join(dir, 'users');
+  writeCredentials({ names: users, password: PASSWORD, hash: s.scheme, cacheDir: opts.cacheDir, usersFile, systemUsers: false });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, POPSPOOL_BIN, 'serve', '--listen', `127.0.0.1:${port}`,
+    '--spool', path.join(spoolDir, '%u'), '--users', usersFile, '--state-dir', path.join(dir, 'state'), '--mode', 'server',
+    '--max-per-ip', '10000', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  let fromUs = 0;
+  let toUs = 0;
+  try {
+    await waitListening(port, child);
+    await new Promise((r) => setTimeout(r, 300)); // the scan worker's start-up settles too
+    fromUs = monoUs();
+    await s.run({ port, spool: path.join(spoolDir, users[0]!), template, manifest, users });
+    toUs = monoUs();
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  const sum = summarize(profDir, fromUs, toUs);
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (sum.threads === 0) throw new Error(`no profile written for ${s.name}: ${stderr.trim()}`);
+  const out = [`### ${s.what}`, '',
+    `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time): busy ${sum.busyMs.toFixed(0)} ms of CPU, idle ${sum.idleMs.toFixed(0)} ms (summed over threads).`, '',
+    '| self ms | share of busy | function (file) |', '|---|---|---|'];
+  for (const [k, ms] of sum.rows.slice(0, TOP_FUNCTIONS)) out.push(`| ${ms.toFixed(1)} | ${((100 * ms) / sum.busyMs).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`);
+  out.push('');
+  return out;
+}
+
+async function waitListening(port: number, child: ReturnType<typeof spawn>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode})`);
+    try {
+      const c = await Pop3Client.connect(port);
+      c.destroy();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error('server did not start');
+}
+
+/** Runs every scenario and writes OUT/bench/profiles.md; returns the exit code. */
+export async function runProfiles(opts: BenchOptions, outDir: string): Promise<number> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-profile-'));
+  const lines = ['# Where popspool\'s time goes', '',
+    `Generated by \`popspool bench --profile\` on ${new Date().toISOString()} (node ${process.version}, ${os.cpus().length} cores). `
+    + 'Each scenario runs `popspool serve --mode server` under `node --cpu-prof` and sums self time per function over every thread '
+    + '(main, scan worker, crypt pool); "(program)" and "(garbage collector)" are V8\'s own. docs/benchmarks.md says which targets these bound.', ''];
+  try {
+    for (const s of SCENARIOS) {
+      process.stderr.write(`profiling ${s.name}…\n`);
+      lines.push(...(await runScenario(s, opts, work)));
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const file = path.join(outDir, 'bench', 'profiles.md');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, lines.join('\n'));
+  console.log(`profiles written to ${file}`);
+  return 0;
+}
