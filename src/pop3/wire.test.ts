@@ -32,6 +32,19 @@ const unstuff = (wire: string): string =>
     .map((l) => (l.startsWith('.') ? l.slice(1) : l))
     .join('\r\n');
 
+
+/** `buf` cut at the given offsets (clamped, deduplicated, in order): the chunks a stream might deliver. */
+function cutAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    chunks.push(buf.subarray(prev, p));
+    prev = p;
+  }
+  chunks.push(buf.subarray(prev));
+  return chunks;
+}
 describe('WireEncoder', () => {
   const table: [string, string][] = [
     ['', ''],
@@ -67,14 +80,7 @@ describe('WireEncoder', () => {
     fc.assert(
       fc.property(fc.array(alphabet, { maxLength: 120 }), fc.array(fc.nat(2000), { maxLength: 6 }), (parts, cuts) => {
         const buf = Buffer.from(parts.join(''), 'latin1');
-        const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let prev = 0;
-        for (const p of points) {
-          chunks.push(buf.subarray(prev, p));
-          prev = p;
-        }
-        chunks.push(buf.subarray(prev));
+        const chunks = cutAt(buf, cuts);
         const fast = encode(chunks);
         const slow = encode(chunks, undefined, true);
         expect(fast.out.toString('latin1')).to.equal(slow.out.toString('latin1'));
@@ -137,14 +143,7 @@ describe('WireEncoder', () => {
       fc.property(fc.array(alphabet, { maxLength: 80 }), fc.array(fc.nat(80), { maxLength: 5 }), (chars, cuts) => {
         const raw = chars.join('');
         const buf = Buffer.from(raw, 'latin1');
-        const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let prev = 0;
-        for (const p of points) {
-          chunks.push(buf.subarray(prev, p));
-          prev = p;
-        }
-        chunks.push(buf.subarray(prev));
+        const chunks = cutAt(buf, cuts);
         const { out, enc } = encode(chunks);
         const { lines } = reference(raw);
         const expected = lines.map((l) => l + '\r\n').join('');
