@@ -10,6 +10,7 @@ import type { CommandContext, SessionState } from './command-types.js';
 import { Dispatcher, MAX_BAD_COMMANDS } from './commands.js';
 import { LineReader, MAX_COMMAND_LINE, type LineEvent } from './line-reader.js';
 import { statusLine, type Outcome } from './responses.js';
+import { cutAt } from './test-support.js';
 
 type Ev = { kind: 'line'; text: string } | { kind: 'too-long' };
 const show = (e: LineEvent): Ev => (e.kind === 'line' ? { kind: 'line', text: e.bytes.toString('latin1') } : { kind: 'too-long' });
@@ -45,24 +46,12 @@ function feed(chunks: Buffer[], maxLine: number): { events: Ev[]; maxBuffered: n
 const hostileByte = fc.oneof(fc.constantFrom(0x0a, 0x0d, 0x00, 0xff, 0x2e, 0x20, 0x80), fc.integer({ min: 0, max: 255 }));
 const hostileBytes = (max: number) => fc.array(hostileByte, { maxLength: max }).map((a) => Buffer.from(a));
 
-/** Split `buf` at the given cut points. */
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
 
 describe('pop3 fuzzing (fast-check)', () => {
   it('line reader: any input, split anywhere, yields the model\'s events', () => {
     fc.assert(
       fc.property(hostileBytes(2000), fc.array(fc.nat(), { maxLength: 20 }), fc.integer({ min: 3, max: 300 }), (buf, cuts, maxLine) => {
-        const { events } = feed(split(buf, cuts), maxLine);
+        const { events } = feed(cutAt(buf, cuts, true), maxLine);
         expect(events).to.deep.equal(model(buf, maxLine));
       }),
       { numRuns: 400 },

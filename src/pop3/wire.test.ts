@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { releaseWire, WireEncoder, WireTransform } from './wire.js';
 import { SIMD_CHUNK, simdAvailable } from './wire-simd.js';
+import { cutAt } from './test-support.js';
 
 function encode(chunks: Buffer[], bodyLines?: number, portable = false): { out: Buffer; enc: WireEncoder } {
   const enc = new WireEncoder(bodyLines === undefined ? { portable } : { bodyLines, portable });
@@ -33,18 +34,6 @@ const unstuff = (wire: string): string =>
     .join('\r\n');
 
 
-/** `buf` cut at the given offsets (clamped, deduplicated, in order): the chunks a stream might deliver. */
-function cutAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    chunks.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  chunks.push(buf.subarray(prev));
-  return chunks;
-}
 describe('WireEncoder', () => {
   const table: [string, string][] = [
     ['', ''],
