@@ -14,6 +14,7 @@ import { Pop3Client } from './client.js';
 import { cachedMailbox, type Manifest } from './generator.js';
 import type { BenchHash, BenchOptions } from './options.js';
 import { writeCredentials } from './credentials.js';
+import { freePort, waitForGreeting } from './servers.js';
 
 const POPSPOOL_BIN = fileURLToPath(new URL('../../../bin/popspool', import.meta.url));
 /** Rows per scenario in the report: the functions that matter, not the long tail. */
@@ -150,7 +151,7 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   }
   const usersFile = path.join(dir, 'users');
   writeCredentials({ names: users, password: PASSWORD, hash: s.scheme, cacheDir: opts.cacheDir, usersFile, systemUsers: false });
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, POPSPOOL_BIN, 'serve', '--listen', `127.0.0.1:${port}`,
     '--spool', path.join(spoolDir, '%u'), '--users', usersFile, '--state-dir', path.join(dir, 'state'), '--mode', 'server',
     '--max-per-ip', '10000', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -159,7 +160,7 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   let fromUs = 0;
   let toUs = 0;
   try {
-    await waitListening(port, child);
+    await waitForGreeting(port, child);
     await new Promise((r) => setTimeout(r, 300)); // the scan worker's start-up settles too
     fromUs = monoUs();
     await s.run({ port, spool: path.join(spoolDir, users[0]!), template, manifest, users });
@@ -178,20 +179,6 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   for (const [k, ms] of sum.rows.slice(0, TOP_FUNCTIONS)) out.push(`| ${ms.toFixed(1)} | ${((100 * ms) / sum.busyMs).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`);
   out.push('');
   return out;
-}
-
-async function waitListening(port: number, child: ReturnType<typeof spawn>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode})`);
-    try {
-      const c = await Pop3Client.connect(port);
-      c.destroy();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error('server did not start');
 }
 
 /** Runs every scenario and writes OUT/bench/profiles.md; returns the exit code. */

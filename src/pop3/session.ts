@@ -19,7 +19,7 @@ import type { Authenticator } from '../auth/types.js';
 import { validateUsername } from '../auth/username.js';
 import { serverEvents } from '../obs/events.js';
 import { log } from '../obs/log.js';
-import type { DropOpener, UpdateOutcome } from '../spool/drop.js';
+import { RECYCLE_CHUNK, type DropOpener, type RecyclingReadable, type UpdateOutcome } from '../spool/drop.js';
 import type { CommandContext, SessionState } from './command-types.js';
 import { Dispatcher } from './commands.js';
 import { LineReader, type LineEvent } from './line-reader.js';
@@ -27,9 +27,6 @@ import { Maildrop } from './maildrop.js';
 import { plaintextAuthAllowed, type PeerInfo } from './peer.js';
 import { TERMINATOR, err, errorOutcome, formatMultiline, ok, quit, statusLine, type MessageBody, type Outcome } from './responses.js';
 import { releaseWire, WireEncoder } from './wire.js';
-
-/** rangeStream's chunk-recycling handshake (spool/io.ts), by its registry symbol. */
-const RECYCLE_CHUNK = Symbol.for('popspool.recycleChunk');
 
 export interface SessionOptions {
   readonly authenticator: Authenticator;
@@ -371,7 +368,7 @@ export class Pop3Session implements CommandContext {
     let held: Buffer = EMPTY;
     // A source that recycles its chunks (the spool's rangeStream) gets each one back as soon as
     // the encoder has copied it; the encoder's output buffers go back on the write callback.
-    const recycle = (src as { [RECYCLE_CHUNK]?: (chunk: Buffer) => void })[RECYCLE_CHUNK];
+    const recycle = (src as RecyclingReadable)[RECYCLE_CHUNK];
     try {
       for await (const chunk of src) {
         const wire = enc.push(chunk as Buffer);

@@ -5,6 +5,15 @@
 import type { Readable } from 'node:stream';
 
 /** One message as the session sees it (numbered from 1 by the protocol layer). */
+/**
+ * Chunk recycling, offered by a stream read() returns: `stream[RECYCLE_CHUNK]?.(chunk)` hands
+ * back a chunk its consumer has completely finished with (nothing will read it again), to be
+ * read into next. Consumers that keep chunks never call it. Without it a 1 GB RETR allocates
+ * its 1 GB afresh, and the garbage collector's pace, not the data, sets the peak RSS.
+ */
+export const RECYCLE_CHUNK = Symbol('popspool.recycleChunk');
+export type RecyclingReadable = Readable & { readonly [RECYCLE_CHUNK]?: (chunk: Buffer) => void };
+
 export interface DropMessage {
   /** Exact RFC 1939 octet size (what LIST/STAT report). */
   readonly size: number;
@@ -44,7 +53,8 @@ export interface Drop {
    * The raw bytes of message `index` (0-based): its headers and body exactly as stored, without
    * the From_ line and mbox separator. The protocol layer converts line endings and dot-stuffs.
    * Rejects with a PopspoolError (SYS_TEMP) when the spool changed underneath in a way other
-   * than an append; the session should then end.
+   * than an append; the session should then end. The stream may offer chunk recycling
+   * (RECYCLE_CHUNK below).
    */
   read(index: number): Promise<Readable>;
   /** The UPDATE phase (QUIT in TRANSACTION). Rejects with a PopspoolError; never loses mail. */

@@ -6,7 +6,8 @@ import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
-import { crc32Combine, rangeStream, RECYCLE_CHUNK, WindowReader } from './io.js';
+import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
+import { crc32Combine, rangeStream, WindowReader } from './io.js';
 
 describe('spool io', () => {
   it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
@@ -86,7 +87,7 @@ describe('spool io', () => {
         const hwm = 64 * 1024;
         // Recycling consumer: copies each chunk, then hands it back.
         const s1 = rangeStream(fd, 3, 1_999_000, hwm);
-        const recycle = (s1 as unknown as Record<symbol, (c: Buffer) => void>)[RECYCLE_CHUNK];
+        const recycle = (s1 as RecyclingReadable)[RECYCLE_CHUNK];
         expect(recycle).to.be.a('function');
         const copies: Buffer[] = [];
         const mems = new Set<ArrayBufferLike>();

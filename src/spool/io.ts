@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { Readable } from 'node:stream';
+import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
 
 export function fsRead(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
@@ -201,15 +202,6 @@ export async function faultPoint(step: string): Promise<void> {
   throw Object.assign(new Error(`${code}: injected fault at ${step}`), { code });
 }
 
-/**
- * The chunk-recycling handshake of rangeStream, by a registry symbol so a consumer in another
- * layer needs no import: `stream[RECYCLE_CHUNK]?.(chunk)` hands a chunk it has completely
- * finished with (nothing will read it again) back to be read into. Consumers that keep chunks
- * simply never call it. Without it a 1 GB RETR allocates its 1 GB afresh, chunk by chunk, and
- * the garbage collector's pace, not the data, sets the process's peak RSS.
- */
-export const RECYCLE_CHUNK = Symbol.for('popspool.recycleChunk');
-
 /** Handed-back chunks kept for reuse, per chunk size, all streams together (bounded). */
 const FREE_CHUNKS_MAX = 16;
 const freeChunks = new Map<number, Buffer[]>();
@@ -235,9 +227,9 @@ function recycleChunk(chunk: Buffer): void {
  * A file that ends before `end` is an error, never a short end: the consumer has already sent
  * part of the message and must not follow it with a terminator (fs.ReadStream would just end).
  * Full-size chunks are unpooled buffers of their own that the consumer may hand back through
- * RECYCLE_CHUNK (above).
+ * RECYCLE_CHUNK (drop.ts).
  */
-export function rangeStream(fd: number, start: number, end: number, highWaterMark: number): Readable {
+export function rangeStream(fd: number, start: number, end: number, highWaterMark: number): RecyclingReadable {
   let pos = start;
   const stream = new Readable({
     highWaterMark,
