@@ -3,6 +3,8 @@
  * marks, counters) and return outcomes; RETR and TOP return a stream outcome that the session
  * sends through the wire encoder with backpressure.
  */
+import type { Readable } from 'node:stream';
+import type { Drop } from '../spool/drop.js';
 import type { CommandContext, CommandSpec } from './command-types.js';
 import { parseLineCount } from './maildrop.js';
 import { err, multiline, ok, quit, type Outcome } from './responses.js';
@@ -32,6 +34,11 @@ function list(ctx: CommandContext, args: readonly string[]): Outcome {
   return multiline(summary(ctx), lines);
 }
 
+/** A small message in one buffer (Drop.readSmall), a stream otherwise. */
+async function openMessage(drop: Drop, i: number): Promise<Readable | Buffer> {
+  return (await drop.readSmall?.(i)) ?? drop.read(i);
+}
+
 /** https://www.rfc-editor.org/rfc/rfc1939#page-8 — RETR msg */
 function retr(ctx: CommandContext, args: readonly string[]): Outcome {
   const md = ctx.maildrop;
@@ -41,7 +48,7 @@ function retr(ctx: CommandContext, args: readonly string[]): Outcome {
     kind: 'stream',
     text: `${md.drop.messages[i]!.size} octets`,
     body: {
-      open: () => md.drop.read(i),
+      open: () => openMessage(md.drop, i),
       onSent: (octets) => {
         md.counters.retr++;
         md.counters.retrBytes += octets;
@@ -62,7 +69,7 @@ function top(ctx: CommandContext, args: readonly string[]): Outcome {
     kind: 'stream',
     text: 'top of message follows',
     body: {
-      open: () => md.drop.read(i),
+      open: () => openMessage(md.drop, i),
       bodyLines: n,
       onSent: (octets, complete) => {
         md.counters.top++;

@@ -352,7 +352,7 @@ export class Pop3Session implements CommandContext {
 
   /** RETR/TOP: +OK, the message through the wire encoder with backpressure, then ".". */
   private async sendMessage(text: string, body: MessageBody): Promise<boolean> {
-    let src: Readable;
+    let src: Readable | Buffer;
     try {
       src = await body.open();
     } catch (e) {
@@ -362,6 +362,14 @@ export class Pop3Session implements CommandContext {
     }
     this.send(statusLine(ok(text)) + '\r\n');
     const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
+    if (Buffer.isBuffer(src)) {
+      // A small message, whole: status line, body and terminator in one writev.
+      const wire = enc.push(src);
+      if (this.closed) return false;
+      await this.write(wire, enc.end(), TERMINATOR_BYTES);
+      body.onSent?.(enc.octets, enc.complete);
+      return true;
+    }
     // Each encoded chunk is held back until the next one is ready, so the last one goes out in
     // the same write as the ".": a message that fits in one chunk leaves as one writev of status
     // line, body and terminator (one TCP segment train, no lone ".\r\n" segment to wait for).

@@ -16,8 +16,8 @@ import { finalizeUidls, scanFd } from '../mbox/index.js';
 import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
-import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, WindowReader } from './io.js';
+import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll, rangeStream, WindowReader } from './io.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
 import type { SpoolContext } from './store.js';
@@ -174,6 +174,16 @@ export class CopyDrop implements Drop {
     const m = this.scan.messages[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
     return rangeStream(this.dropFd, m.start, m.end, 256 * 1024);
+  }
+
+  /** Drop.readSmall: one read of our own temp drop (nobody else writes it). */
+  async readSmall(index: number): Promise<Buffer | null> {
+    const m = this.scan.messages[index];
+    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    if (m.end - m.start > ONE_READ_MAX) return null;
+    const buf = await preadExact(this.dropFd, m.start, m.end - m.start);
+    if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
+    return buf;
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {

@@ -41,6 +41,13 @@ export interface UpdateRequest {
   readonly seen: ReadonlySet<number>;
 }
 
+/**
+ * Messages up to this size (From_ line included) are read in one positional read and sent in one
+ * write: ~98 % of real mail, and a bounded buffer per session (a pipelining client waits on
+ * socket backpressure between messages, so at most one such buffer is alive per session).
+ */
+export const ONE_READ_MAX = 256 * 1024;
+
 export interface Drop {
   readonly messages: readonly DropMessage[];
   /** How the drop was opened, for the session summary. */
@@ -57,6 +64,11 @@ export interface Drop {
    * (RECYCLE_CHUNK below).
    */
   read(index: number): Promise<Readable>;
+  /**
+   * The same bytes in one buffer, after the same checks, when the message is small enough to
+   * read at once (most mail); null means "use read()". Saves a stream per RETR.
+   */
+  readSmall?(index: number): Promise<Buffer | null>;
   /** The UPDATE phase (QUIT in TRANSACTION). Rejects with a PopspoolError; never loses mail. */
   update(req: UpdateRequest): Promise<UpdateOutcome>;
   /** End the session without updating (no QUIT, dropped connection, shutdown). Idempotent. */

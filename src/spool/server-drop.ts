@@ -11,7 +11,7 @@ import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log } from '../obs/log.js';
 import type { HeldLock } from '../lock/types.js';
 import { stampOf } from './cache.js';
-import type { Drop, DropMessage, UpdateOutcome, UpdateRequest } from './drop.js';
+import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
 import { fclose, fstat, preadExact, rangeStream } from './io.js';
 import { fingerprintOf, needsStatusEdit, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
 import type { SpoolContext } from './store.js';
@@ -21,12 +21,6 @@ const FROM = Buffer.from('From ');
 
 /** Read-ahead per RETR stream: large enough for throughput, bounded per session. */
 const READ_HIGH_WATER = 256 * 1024;
-/**
- * Messages up to this size (From_ line included) are read in one positional read and sent in one
- * write: ~98 % of real mail, and a bounded buffer per session (a pipelining client waits on
- * socket backpressure between messages, so at most one such buffer is alive per session).
- */
-const ONE_READ_MAX = 256 * 1024;
 
 /** Scans the locked spool, consulting and refreshing the cache. */
 export async function scanLocked(ctx: SpoolContext, user: string, fd: number): Promise<{ state: ScanState; cache: 'hit' | 'tail' | 'miss' }> {
@@ -95,33 +89,39 @@ export class ServerDrop implements Drop {
     this.lock = ctx.holdLock ? lock : null;
   }
 
+  /** Drop.readSmall: messages of up to ONE_READ_MAX, checked like read() below. */
+  async readSmall(index: number): Promise<Buffer | null> {
+    if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
+    const m = this.state.scan.messages[index];
+    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    const whole = m.end - m.fromOffset;
+    if (whole > ONE_READ_MAX) return null;
+    // One positional read from the From_ line to the message's end does the whole check and
+    // fetches the data (one thread-pool hop instead of fstat + pread + stream reads). The
+    // fstat of the long path only adds "a spool that was not merely appended to still reaches
+    // m.end": a full-length read proves exactly that (a short read means the file now ends
+    // before m.end), and the From_ line comes from the same read, so the guarantee is the same.
+    // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
+    // inode, which this descriptor never sees; update.ts deals with that under the lock.)
+    const buf = await preadExact(this.fd, m.fromOffset, whole);
+    if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
+      throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
+    }
+    // With the whole message in hand, its crc (~10 µs for 20 KB) also catches a rewrite by a
+    // mail client that happened to leave a From_ line at the same offset.
+    if (zlib.crc32(buf) !== m.crc) throw this.poison('message bytes changed', m.fromOffset);
+    return buf.subarray(m.start - m.fromOffset);
+  }
+
   /**
    * Trust nothing about the spool between two looks (popa3d): growth is an MDA's append and
    * fine; anything else must still have this message's From_ line where the scan saw it, and
    * the file must still reach the message's end.
    */
   async read(index: number): Promise<Readable> {
-    if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
-    const m = this.state.scan.messages[index];
-    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    const whole = m.end - m.fromOffset;
-    if (whole <= ONE_READ_MAX) {
-      // One positional read from the From_ line to the message's end does the whole check and
-      // fetches the data (one thread-pool hop instead of fstat + pread + stream reads). The
-      // fstat of the long path only adds "a spool that was not merely appended to still reaches
-      // m.end": a full-length read proves exactly that (a short read means the file now ends
-      // before m.end), and the From_ line comes from the same read, so the guarantee is the same.
-      // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
-      // inode, which this descriptor never sees; update.ts deals with that under the lock.)
-      const buf = await preadExact(this.fd, m.fromOffset, whole);
-      if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
-        throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
-      }
-      // With the whole message in hand, its crc (~10 µs for 20 KB) also catches a rewrite by a
-      // mail client that happened to leave a From_ line at the same offset.
-      if (zlib.crc32(buf) !== m.crc) throw this.poison('message bytes changed', m.fromOffset);
-      return Readable.from([buf.subarray(m.start - m.fromOffset)], { objectMode: false });
-    }
+    const small = await this.readSmall(index);
+    if (small) return Readable.from([small], { objectMode: false });
+    const m = this.state.scan.messages[index]!;
     const now = await fstat(this.fd);
     const grewOnly = now.dev === this.state.stamp.dev && now.ino === this.state.stamp.ino && Number(now.size) > this.state.scan.scanEnd;
     const still = sameStamp(stampFromStats(now), this.state.stamp) || grewOnly;
