@@ -180,6 +180,8 @@ export interface Ctx {
   readonly spools: Spools;
   /** python3 is there and not disabled: workloads b and c use its clients (pyclient.ts). */
   readonly python: boolean;
+  /** Per server: whether the pipelining client found PIPELINING in its CAPA and used it. */
+  readonly pipelined: Map<string, boolean>;
 }
 
 /** Runs `fn` and returns its wall seconds plus the server's CPU seconds and peak RSS during it. */

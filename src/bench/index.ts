@@ -126,7 +126,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   if (small.length) plan.push([`f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, (c, t) => workloadF(c, t, small)]);
 
   const progress = new Progress(targets.length * plan.length);
-  const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python };
+  const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
   try {
     for (const target of targets) {
       if (target instanceof PopspoolTarget && target.workers > 1 && !plan.some(([label]) => label[0] === 'f')) continue;
@@ -175,7 +175,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   const fatal = results.failures.filter((f) => f.fatal);
   const out = writeReport(opts, results, {
     started, finished: new Date(), machine: info, targets: targets.map((t) => t.name), mailboxes: [...mix, ...(big ? [big] : [])], smallMailboxes: small.length,
-    schemes: creds.schemes, python,
+    schemes: creds.schemes, python, pipelined: ctx.pipelined,
   });
   progress.info(`report written to ${out}`);
   for (const f of results.failures) process.stderr.write(`${f.fatal ? 'FAIL' : 'peer'} ${f.target}: ${f.what}: ${f.detail}\n`);

@@ -16,22 +16,30 @@ const MESSAGES: string[][] = [
   ['Subject: one', '', '.a line that needs stuffing', '..two dots', '>From quoted', 'end'],
   ['Subject: two', '', '.'], // a body line that is a lone dot
   [], // an empty message: the reply is the status line and ".\r\n"
+  ['..first line stuffed', 'end'], // stuffing at the very start of the reply body
 ];
 
-/** Serves MESSAGES (message `corrupt`, 1-based, with one byte changed); returns the port and the commands seen. */
-async function scriptedServer(corrupt = 0): Promise<{ port: number; commands: string[]; close: () => void }> {
+/**
+ * Serves MESSAGES (message `corrupt`, 1-based, with one byte changed); returns the port, the
+ * commands seen, and the most commands that arrived in one read (> 1: the client pipelined).
+ * CAPA lists PIPELINING when `pipelining`, and is refused otherwise.
+ */
+async function scriptedServer(corrupt = 0, pipelining = false): Promise<{ port: number; commands: string[]; batch: () => number; close: () => void }> {
   const commands: string[] = [];
+  let batch = 0;
   const server = net.createServer((sock) => {
     sock.write('+OK ready\r\n');
     let buf = '';
     sock.on('data', (d) => {
       buf += d.toString('latin1');
+      batch = Math.max(batch, buf.split('\r\n').length - 1);
       for (let i = buf.indexOf('\r\n'); i !== -1; i = buf.indexOf('\r\n')) {
         const cmd = buf.slice(0, i);
         buf = buf.slice(i + 2);
         commands.push(cmd);
         const [verb, arg] = cmd.split(' ');
-        if (verb === 'STAT') sock.write(`+OK ${MESSAGES.length} 999\r\n`);
+        if (verb === 'CAPA') sock.write(pipelining ? '+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n' : '-ERR no CAPA here\r\n');
+        else if (verb === 'STAT') sock.write(`+OK ${MESSAGES.length} 999\r\n`);
         else if (verb === 'RETR') {
           const n = Number(arg);
           const lines = MESSAGES[n - 1]!.map((l) => (l.startsWith('.') ? `.${l}` : l));
@@ -47,7 +55,7 @@ async function scriptedServer(corrupt = 0): Promise<{ port: number; commands: st
     sock.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, commands, close: () => server.close() };
+  return { port: (server.address() as net.AddressInfo).port, commands, batch: () => batch, close: () => server.close() };
 }
 
 /** digestLines always ends with a CRLF; the empty message's wire form is no bytes at all. */
@@ -58,12 +66,12 @@ describe('bench python3 clients', function () {
     requireTool(this, 'python3', 'python3');
   });
 
-  for (const kind of ['quickack', 'poplib'] as PyClientKind[]) {
+  for (const kind of ['quickack', 'pipelined', 'poplib'] as PyClientKind[]) {
     it(`${kind}: verifies stuffed, lone-dot and empty messages byte for byte`, async () => {
       const srv = await scriptedServer();
       try {
         const r = await pythonSession(kind, srv.port, 'u', 'p', WANT);
-        expect(r.count).to.equal(3);
+        expect(r.count).to.equal(MESSAGES.length);
         expect(r.badCount, `bad: ${r.bad.join(',')}`).to.equal(0);
         expect(r.octets).to.equal(WANT.reduce((a, d) => a + d.octets, 0));
       } finally {
@@ -76,12 +84,37 @@ describe('bench python3 clients', function () {
       try {
         const r = await pythonSession(kind, srv.port, 'u', 'p', WANT, true);
         expect(r.bad).to.deep.equal([1]);
-        expect(srv.commands.filter((c) => c.startsWith('DELE'))).to.deep.equal(['DELE 1', 'DELE 2', 'DELE 3']);
+        expect(srv.commands.filter((c) => c.startsWith('DELE'))).to.deep.equal(MESSAGES.map((_, i) => `DELE ${i + 1}`));
       } finally {
         srv.close();
       }
     });
   }
+
+  it('pipelined: sends RETR and DELE in batches when CAPA lists PIPELINING, in order', async () => {
+    const srv = await scriptedServer(2, true);
+    try {
+      const r = await pythonSession('pipelined', srv.port, 'u', 'p', WANT, true);
+      expect(r.pipelined).to.equal(true);
+      expect(r.bad).to.deep.equal([2]);
+      expect(srv.batch()).to.be.greaterThan(1);
+      expect(srv.commands.filter((c) => /^(RETR|DELE)/.test(c))).to.deep.equal(MESSAGES.flatMap((_, i) => [`RETR ${i + 1}`, `DELE ${i + 1}`]));
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('pipelined: goes lockstep, one command at a time, when CAPA is refused', async () => {
+    const srv = await scriptedServer(0, false);
+    try {
+      const r = await pythonSession('pipelined', srv.port, 'u', 'p', WANT);
+      expect(r.pipelined).to.equal(false);
+      expect(r.badCount).to.equal(0);
+      expect(srv.batch()).to.equal(1);
+    } finally {
+      srv.close();
+    }
+  });
 });
 
 describe('bench options and schemes', () => {

@@ -15,18 +15,21 @@ import type { MessageDigest } from './generator.js';
 /** Common prologue: arguments, digests on stdin ("octets sha256" per line), the result line. */
 const PROLOGUE = String.raw`
 import hashlib, json, socket, sys, time
-host, port, user, pw, dele = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "dele"
+host, port, user, pw, dele, window = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "dele", int(sys.argv[6])
+pipelined = False
 want = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
 bad = []
 octets = 0
-def check(i, wire):
+def verify(i, n, hexdigest):
     global octets
-    octets += len(wire)
+    octets += n
     w = want[i - 1] if i - 1 < len(want) else None
-    if w is None or int(w[0]) != len(wire) or w[1] != hashlib.sha256(wire).hexdigest():
+    if w is None or int(w[0]) != n or w[1] != hexdigest:
         bad.append(i)
+def check(i, wire):
+    verify(i, len(wire), hashlib.sha256(wire).hexdigest())
 def done(n, t0, t1, t2, t3):
-    print(json.dumps({"count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1, "quit": t3 - t2}))
+    print(json.dumps({"pipelined": pipelined, "count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1, "quit": t3 - t2}))
 `;
 
 /** poplib: RETR (and DELE) every message, QUIT. */
@@ -94,6 +97,35 @@ def multi():
         body = body[1:]
     del buf[:t + 5]
     return body
+def retr(i):
+    # multi() for a message, verified where it lies in the buffer: the un-stuffed body is
+    # hashed segment by segment (each "\r\n.." loses one dot) without copying it out.
+    scan = 0
+    while True:
+        e = buf.find(b"\r\n", scan)
+        if e >= 0: break
+        scan = max(0, len(buf) - 1); recv()
+    if not buf.startswith(b"+OK"):
+        raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
+    scan = e
+    while True:
+        t = buf.find(b"\r\n.\r\n", scan)
+        if t >= 0: break
+        scan = max(e, len(buf) - 4); recv()
+    a, end, n = e + 2, t + 2, 0
+    h = hashlib.sha256()
+    with memoryview(buf) as mv:
+        if buf.startswith(b"..", a, end):
+            a += 1
+        while True:
+            k = buf.find(b"\r\n..", a, end)
+            if k < 0:
+                h.update(mv[a:end]); n += end - a
+                break
+            h.update(mv[a:k + 3]); n += k + 3 - a
+            a = k + 4
+    del buf[:t + 5]
+    verify(i, n, h.hexdigest())
 def cmd(c):
     s.sendall(c.encode() + b"\r\n")
 t0 = time.perf_counter()
@@ -101,15 +133,42 @@ s = socket.create_connection((host, port), timeout=300)
 s.setsockopt(IPT, socket.TCP_NODELAY, 1)
 s.setsockopt(IPT, QA, 1)
 line()
+if window > 1:
+    cmd("CAPA")
+    try:
+        pipelined = b"PIPELINING" in multi().split(b"\r\n")
+    except RuntimeError:
+        del buf[:buf.find(b"\r\n") + 2]
 cmd("USER " + user); line()
 cmd("PASS " + pw); line()
 cmd("STAT"); n = int(line().split()[1])
 t1 = time.perf_counter()
-for i in range(1, n + 1):
-    cmd("RETR %d" % i)
-    check(i, multi())
-    if dele:
-        cmd("DELE %d" % i); line()
+if not pipelined:
+    for i in range(1, n + 1):
+        cmd("RETR %d" % i)
+        retr(i)
+        if dele:
+            cmd("DELE %d" % i); line()
+else:
+    # RFC 2449 PIPELINING: keep up to 'window' commands in flight, refilled in batches, so the
+    # server always has the next command queued and neither side's socket buffer can fill
+    # with unread commands.
+    per = 2 if dele else 1
+    total = n * per
+    sent = got = 0
+    while got < total:
+        if sent < total and sent - got <= window // 2:
+            upto = min(total, got + window)
+            out = []
+            for k in range(sent, upto):
+                i = k // per + 1
+                out.append(b"RETR %d\r\n" % i if k % per == 0 else b"DELE %d\r\n" % i)
+            s.sendall(b"".join(out)); sent = upto
+        if got % per == 0:
+            retr(got // per + 1)
+        else:
+            line()
+        got += 1
 t2 = time.perf_counter()
 cmd("QUIT"); line()
 t3 = time.perf_counter()
@@ -117,9 +176,14 @@ s.close()
 done(n, t0, t1, t2, t3)
 `;
 
-export type PyClientKind = 'poplib' | 'quickack';
+export type PyClientKind = 'poplib' | 'quickack' | 'pipelined';
+
+/** Commands the pipelined client keeps in flight when the server advertises PIPELINING. */
+export const PIPELINE_WINDOW = 64;
 
 export interface PyResult {
+  /** The 'pipelined' client found PIPELINING in CAPA and used it (false: it went lockstep). */
+  readonly pipelined: boolean;
   readonly count: number;
   readonly octets: number;
   readonly badCount: number;
@@ -134,7 +198,8 @@ export interface PyResult {
 export function pythonSession(kind: PyClientKind, port: number, user: string, pass: string, want: readonly MessageDigest[], dele = false): Promise<PyResult> {
   return new Promise((resolve, reject) => {
     const script = kind === 'poplib' ? POPLIB : QUICKACK;
-    const child = spawn('python3', ['-c', script, '127.0.0.1', String(port), user, pass, dele ? 'dele' : 'keep'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const window = kind === 'pipelined' ? PIPELINE_WINDOW : 1;
+    const child = spawn('python3', ['-c', script, '127.0.0.1', String(port), user, pass, dele ? 'dele' : 'keep', String(window)], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => { out += d; });

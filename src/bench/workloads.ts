@@ -130,6 +130,11 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
         pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
         ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.value.total, 'MB/s', 'higher', r.usage);
         ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
+        ctx.spools.ensurePristine(mb.user, mb.template);
+        const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));
+        pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
+        ctx.results.add(target.name, `b.pipe.mbps/${mb.label}`, bytes / MB / p.value.total, 'MB/s', 'higher', p.usage);
+        ctx.pipelined.set(target.name, p.value.pipelined);
       } else {
         const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => false }));
         report(ctx, target, what, r.value.bad);
@@ -165,6 +170,14 @@ export async function workloadC(ctx: Ctx, target: Target, mb: Mailbox): Promise<
         pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
         ctx.results.add(target.name, `c.total/${mb.label}`, r.value.total, 's', 'lower', r.usage);
         ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quit, 's', 'lower');
+        await verifySurvivors(ctx, target, mb, () => false, what);
+        ctx.spools.forget(mb.user);
+        ctx.spools.ensurePristine(mb.user, mb.template);
+        await checkMail(target.port, mb.user, ctx.env.password);
+        const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
+        pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
+        ctx.results.add(target.name, `c.pipe.total/${mb.label}`, p.value.total, 's', 'lower', p.usage);
+        ctx.pipelined.set(target.name, p.value.pipelined);
       } else {
         const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => true }));
         report(ctx, target, what, r.value.bad);
