@@ -48,21 +48,24 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number): P
 }
 
 /**
- * finalizeUidls is pure, and the scans a warm cache hands out share their message objects: keep
- * its result per scan (identified by its first and last message objects and its length, which a
- * different scan — a tail rescan, a rewrite — never shares all three of).
+ * A drop's message list (sizes and final UIDLs) is a pure function of its scan, and the scans a
+ * warm cache hands out share their message objects: keep the list per scan (identified by its
+ * first and last message objects and its length, which a different scan — a tail rescan, a
+ * rewrite — never shares all three of). A warm session on 50,000 messages then allocates no
+ * per-message objects (they were ~45 % of its CPU, in the garbage collector).
  */
-const uidlMemo = new WeakMap<ScannedMessage, { first: ScannedMessage; count: number; uidls: string[] }>();
+const dropMemo = new WeakMap<ScannedMessage, { first: ScannedMessage; count: number; list: readonly DropMessage[] }>();
 
-function uidlsOf(messages: readonly ScannedMessage[]): string[] {
+function dropMessagesOf(messages: readonly ScannedMessage[]): readonly DropMessage[] {
   const first = messages[0];
   const last = messages[messages.length - 1];
   if (!first || !last) return [];
-  const hit = uidlMemo.get(last);
-  if (hit && hit.first === first && hit.count === messages.length) return hit.uidls;
+  const hit = dropMemo.get(last);
+  if (hit && hit.first === first && hit.count === messages.length) return hit.list;
   const uidls = finalizeUidls(messages.map((m) => m.uidlBase));
-  uidlMemo.set(last, { first, count: messages.length, uidls });
-  return uidls;
+  const list = Object.freeze(messages.map((m, i): DropMessage => Object.freeze({ size: m.size, uidl: uidls[i]! })));
+  dropMemo.set(last, { first, count: messages.length, list });
+  return list;
 }
 
 export class ServerDrop implements Drop {
@@ -83,8 +86,7 @@ export class ServerDrop implements Drop {
     private readonly releaseSession: () => Promise<void>,
     cache: 'hit' | 'tail' | 'miss',
   ) {
-    const uidls = uidlsOf(state.scan.messages);
-    this.messages = state.scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
+    this.messages = dropMessagesOf(state.scan.messages);
     this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache, bytesScanned: state.scan.bytesRead };
     this.lock = ctx.holdLock ? lock : null;
   }
