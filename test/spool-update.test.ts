@@ -268,6 +268,17 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       await drop.close();
     });
 
+    it('RETR from the read-ahead after an in-place edit sends the scanned bytes (crc-checked); the update then refuses', async () => {
+      sb.write(SPOOL);
+      const drop = await sb.store().open(sb.user);
+      expect(await readMsg(drop, 0)).to.equal(content(MSGS[0]!)); // one read covers the small messages after it
+      const edited = Buffer.from(SPOOL.replace('body b line 1', 'BODY B LINE 1'));
+      expect(edited.length).to.equal(Buffer.byteLength(SPOOL));
+      fs.writeFileSync(sb.spool, edited);
+      expect(await readMsg(drop, 1)).to.equal(content(MSGS[1]!));
+      await expectRejected(drop, [0], edited);
+    });
+
     it('RETR after truncation rejects SYS_TEMP', async () => {
       sb.write(SPOOL);
       const drop = await sb.store().open(sb.user);

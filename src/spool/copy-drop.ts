@@ -17,7 +17,7 @@ import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, preadExact, pwriteAll, rangeStream, WindowReader } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, ReadAhead, WindowReader } from './io.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
 import type { SpoolContext } from './store.js';
@@ -123,6 +123,7 @@ export class CopyDrop implements Drop {
   readonly messages: readonly DropMessage[];
   readonly info: Drop['info'];
   private closed = false;
+  private readonly ahead: ReadAhead;
 
   private constructor(
     private readonly ctx: SpoolContext,
@@ -138,6 +139,7 @@ export class CopyDrop implements Drop {
     const uidls = finalizeUidls(scan.messages.map((m) => m.uidlBase));
     this.messages = scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
     this.info = { mode: 'copy', lockWaitMs, cache: 'none' };
+    this.ahead = new ReadAhead(dropFd);
   }
 
   /** Lock held on entry; released before returning (copy mode never holds it). */
@@ -176,12 +178,15 @@ export class CopyDrop implements Drop {
     return rangeStream(this.dropFd, m.start, m.end, 256 * 1024);
   }
 
-  /** Drop.readSmall: one read of our own temp drop (nobody else writes it). */
+  /** Drop.readSmall: from our own temp drop (nobody else writes it), read ahead like server mode. */
   async readSmall(index: number): Promise<Buffer | null> {
-    const m = this.scan.messages[index];
+    const ms = this.scan.messages;
+    const m = ms[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
     if (m.end - m.start > ONE_READ_MAX) return null;
-    const buf = await preadExact(this.dropFd, m.start, m.end - m.start);
+    let k = index;
+    while (k + 1 < ms.length && ms[k + 1]!.end <= m.start + ReadAhead.MAX) k++;
+    const buf = await this.ahead.read(m.start, m.end, ms[k]!.end);
     if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
     return buf;
   }
@@ -202,6 +207,7 @@ export class CopyDrop implements Drop {
   private async finish(deleted: ReadonlySet<number>, flagged: ReadonlySet<number>): Promise<UpdateOutcome> {
     if (this.closed) throw new PopspoolError('SYS_TEMP', 'session already closed');
     this.closed = true;
+    this.ahead.clear();
     const t0 = performance.now();
     let lock: HeldLock | null = null;
     try {

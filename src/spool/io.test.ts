@@ -1,4 +1,4 @@
-// Unit tests for io.ts helpers: crc32Combine, WindowReader and rangeStream.
+// Unit tests for io.ts helpers: crc32Combine, WindowReader, ReadAhead and rangeStream.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
-import { crc32Combine, rangeStream, WindowReader } from './io.js';
+import { crc32Combine, rangeStream, ReadAhead, WindowReader } from './io.js';
 
 describe('spool io', () => {
   it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
@@ -41,6 +41,40 @@ describe('spool io', () => {
         let err: unknown;
         await new WindowReader(fd, data.length + 10).at(data.length, 5).catch((e: unknown) => { err = e; });
         expect((err as NodeJS.ErrnoException).code).to.equal('ESHORT');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ReadAhead: one read serves the ranges inside its window; outside it, after clear(), and at end of file it reads again', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const file = path.join(dir, 'f');
+      const data = randomBytes(10_000);
+      fs.writeFileSync(file, data);
+      const fd = fs.openSync(file, 'r+');
+      try {
+        const r = new ReadAhead(fd);
+        expect((await r.read(100, 200, 1000)).equals(data.subarray(100, 200))).to.equal(true);
+        // Changed on disk: ranges inside the window still come from the earlier read (the
+        // drops' crc checks are what make that safe), ranges outside it from the file.
+        fs.writeSync(fd, Buffer.alloc(10_000, 0x41), 0, 10_000, 0);
+        expect((await r.read(200, 1000, 1000)).equals(data.subarray(200, 1000))).to.equal(true);
+        expect((await r.read(900, 1100, 1100)).equals(Buffer.alloc(200, 0x41))).to.equal(true);
+        expect((await r.read(950, 960, 960)).equals(Buffer.alloc(10, 0x41))).to.equal(true);
+        fs.writeSync(fd, data, 0, 10_000, 0);
+        // upTo <= to keeps no window: the next read goes to the file.
+        expect((await r.read(950, 960, 960)).equals(data.subarray(950, 960))).to.equal(true);
+        await r.read(0, 10, 5000);
+        fs.writeSync(fd, Buffer.alloc(100, 0x42), 0, 100, 0);
+        r.clear();
+        expect((await r.read(0, 10, 10)).equals(Buffer.alloc(10, 0x42))).to.equal(true);
+        // At end of file the result is short, inside a window or not.
+        expect((await r.read(9990, 10_020, 20_000)).length).to.equal(10);
+        expect((await r.read(9995, 10_010, 10_010)).length).to.equal(5);
       } finally {
         fs.closeSync(fd);
       }

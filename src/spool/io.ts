@@ -41,6 +41,41 @@ export async function preadExact(fd: number, pos: number, len: number): Promise<
   return got === len ? buf : buf.subarray(0, got);
 }
 
+/**
+ * One recent read of a file, for runs of small reads that follow each other through it: a
+ * download-all's RETR 1, 2, 3… of adjacent messages costs one pread (one thread-pool hop) per
+ * window instead of one per message. The caller says how far ahead a read may reach. The bytes
+ * it hands back may be up to one window old; callers that need "as the file is now" must check
+ * what they get (the drops compare every message with its scan crc).
+ */
+export class ReadAhead {
+  /** How far past a small read the window may reach: a few typical messages, bounded per session. */
+  static readonly MAX = 64 * 1024;
+
+  private base = 0;
+  private buf: Buffer | null = null;
+
+  constructor(private readonly fd: number) {}
+
+  /** Bytes [from, to) (fewer at end of file), reading [from, max(to, upTo)) unless already held. */
+  async read(from: number, to: number, upTo: number): Promise<Buffer> {
+    const b = this.buf;
+    if (b && from >= this.base && to <= this.base + b.length) return b.subarray(from - this.base, to - this.base);
+    this.buf = null;
+    const got = await preadExact(this.fd, from, Math.max(to, upTo) - from);
+    if (upTo > to) {
+      this.base = from;
+      this.buf = got;
+    }
+    return got.subarray(0, Math.min(got.length, to - from));
+  }
+
+  /** Forget the window (before the file is written, and to free it). */
+  clear(): void {
+    this.buf = null;
+  }
+}
+
 export async function pwriteAll(fd: number, buf: Buffer, pos: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
