@@ -127,48 +127,52 @@ export async function runBench(opts: BenchOptions): Promise<number> {
 
   const progress = new Progress(targets.length * plan.length);
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
+  // Workload by workload, every server in turn: the ratios the targets compare are measured
+  // minutes apart at most, not a whole run apart, so a shared machine's slow spell lands on
+  // all sides of a comparison instead of on one. Each (workload, server) pair gets a freshly
+  // started server after the previous writes are on disk: none inherits another's memory (peak
+  // RSS), caches or writeback.
+  const broken = new Set<Target>();
   try {
-    for (const target of targets) {
-      if (target instanceof PopspoolTarget && target.workers > 1 && !plan.some(([label]) => label[0] === 'f')) continue;
-      try {
-        await target.start();
-      } catch (err) {
-        results.fail(target, 'start', (err as Error).message);
-        results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
-        progress.info(`${target.name} could not start: ${(err as Error).message}`);
-        continue;
-      }
-      try {
-        let fresh = true;
-        for (const [label, run] of plan) {
-          progress.step(`${target.name}: ${label}`);
-          if (opts.skip.has(`${target.name}:${label[0]}`)) {
-            progress.info('skipped (--skip)');
-            continue;
-          }
-          if (target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f') {
-            progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
-            continue;
-          }
-          if (!fresh) {
-            // Each workload gets a freshly started server after the previous one's writes are on
-            // disk: no workload inherits another's memory (peak RSS), caches or writeback.
-            await target.stop();
-            spawnSync('sync', { stdio: 'ignore' });
-            await target.start();
-          }
-          fresh = false;
+    for (const [label, run] of plan) {
+      for (const target of targets) {
+        progress.step(`${target.name}: ${label}`);
+        if (broken.has(target)) {
+          progress.info('skipped: it could not start');
+          continue;
+        }
+        if (opts.skip.has(`${target.name}:${label[0]}`)) {
+          progress.info('skipped (--skip)');
+          continue;
+        }
+        if (target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f') {
+          progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
+          continue;
+        }
+        spawnSync('sync', { stdio: 'ignore' });
+        try {
+          await target.start();
+        } catch (err) {
+          broken.add(target);
+          results.fail(target, 'start', (err as Error).message);
+          results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
+          progress.info(`${target.name} could not start: ${(err as Error).message}`);
+          continue;
+        }
+        try {
           const t0 = Date.now();
           await run(ctx, target);
           progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        } finally {
+          await target.stop();
         }
-      } finally {
-        await target.stop();
-        (target as { cleanup?: () => void }).cleanup?.();
-        if (target instanceof PopspoolTarget && target.log.trim()) results.notes.push(`popspool ${target.name} logged: ${target.log.trim().split('\n').slice(-3).join(' | ')}`);
       }
     }
   } finally {
+    for (const target of targets) {
+      (target as { cleanup?: () => void }).cleanup?.();
+      if (target instanceof PopspoolTarget && target.log.trim()) results.notes.push(`popspool ${target.name} logged: ${target.log.trim().split('\n').slice(-3).join(' | ')}`);
+    }
     fs.rmSync(root, { recursive: true, force: true });
   }
 
