@@ -78,28 +78,9 @@ def line():
                 raise RuntimeError("server said: %r" % l[:200])
             return l
         scan = max(0, len(buf) - 1); recv()
-def multi():
-    scan = 0
-    while True:
-        e = buf.find(b"\r\n", scan)
-        if e >= 0: break
-        scan = max(0, len(buf) - 1); recv()
-    if not buf.startswith(b"+OK"):
-        raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
-    start = e
-    scan = start
-    while True:
-        t = buf.find(b"\r\n.\r\n", scan)
-        if t >= 0: break
-        scan = max(start, len(buf) - 4); recv()
-    body = bytes(buf[start + 2:t + 2]).replace(b"\r\n..", b"\r\n.")
-    if body.startswith(b".."):
-        body = body[1:]
-    del buf[:t + 5]
-    return body
-def retr(i):
-    # multi() for a message, verified where it lies in the buffer: the un-stuffed body is
-    # hashed segment by segment (each "\r\n.." loses one dot) without copying it out.
+def span():
+    # Waits for a whole multi-line reply at the front of buf; returns where its status line's
+    # CRLF and its terminating CRLF.CRLF start.
     scan = 0
     while True:
         e = buf.find(b"\r\n", scan)
@@ -110,8 +91,19 @@ def retr(i):
     scan = e
     while True:
         t = buf.find(b"\r\n.\r\n", scan)
-        if t >= 0: break
+        if t >= 0: return e, t
         scan = max(e, len(buf) - 4); recv()
+def multi():
+    e, t = span()
+    body = bytes(buf[e + 2:t + 2]).replace(b"\r\n..", b"\r\n.")
+    if body.startswith(b".."):
+        body = body[1:]
+    del buf[:t + 5]
+    return body
+def retr(i):
+    # multi() for a message, verified where it lies in the buffer: the un-stuffed body is
+    # hashed segment by segment (each "\r\n.." loses one dot) without copying it out.
+    e, t = span()
     a, end, n = e + 2, t + 2, 0
     h = hashlib.sha256()
     with memoryview(buf) as mv:
