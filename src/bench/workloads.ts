@@ -131,6 +131,7 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
         ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.value.total, 'MB/s', 'higher', r.usage);
         ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
         ctx.spools.ensurePristine(mb.user, mb.template);
+        await checkMail(target.port, mb.user, ctx.env.password); // a server that changed the spool (Mailutils) rescans here
         const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));
         pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
         ctx.results.add(target.name, `b.pipe.mbps/${mb.label}`, bytes / MB / p.value.total, 'MB/s', 'higher', p.usage);
