@@ -9,6 +9,23 @@ import type { Readable } from 'node:stream';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
 import { crc32Combine, rangeStream, ReadAhead, WindowReader } from './io.js';
 
+/** Runs `fn` on a descriptor of a temp file holding `data`, then closes and removes it. */
+async function withTempFile(data: Buffer, flags: 'r' | 'r+', fn: (fd: number) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+  try {
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, data);
+    const fd = fs.openSync(file, flags);
+    try {
+      await fn(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('spool io', () => {
   it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
     for (const [la, lb] of [[0, 0], [0, 5], [5, 0], [1, 1], [37, 4096], [70000, 3], [3, 1 << 20]] as const) {
@@ -19,130 +36,90 @@ describe('spool io', () => {
   });
 
   it('WindowReader returns the file bytes for increasing ranges, with gaps and across windows', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
-    try {
-      const data = randomBytes(3 * (1 << 20) + 123);
-      const file = path.join(dir, 'f');
-      fs.writeFileSync(file, data);
-      const fd = fs.openSync(file, 'r');
-      try {
-        const r = new WindowReader(fd, data.length);
-        for (const [from, to] of [[0, 10], [10, 5000], [900_000, 1_200_000], [2_500_000, data.length]] as const) {
-          const parts: Buffer[] = [];
-          for (let pos = from; pos < to;) {
-            const c = await r.at(pos, to - pos);
-            expect(c.length).to.be.greaterThan(0);
-            parts.push(Buffer.from(c));
-            pos += c.length;
-          }
-          expect(Buffer.concat(parts).equals(data.subarray(from, to)), `${from}-${to}`).to.equal(true);
+    const data = randomBytes(3 * (1 << 20) + 123);
+    await withTempFile(data, 'r', async (fd) => {
+      const r = new WindowReader(fd, data.length);
+      for (const [from, to] of [[0, 10], [10, 5000], [900_000, 1_200_000], [2_500_000, data.length]] as const) {
+        const parts: Buffer[] = [];
+        for (let pos = from; pos < to;) {
+          const c = await r.at(pos, to - pos);
+          expect(c.length).to.be.greaterThan(0);
+          parts.push(Buffer.from(c));
+          pos += c.length;
         }
-        expect((await r.copy(100, 50)).equals(data.subarray(100, 150))).to.equal(true);
-        let err: unknown;
-        await new WindowReader(fd, data.length + 10).at(data.length, 5).catch((e: unknown) => { err = e; });
-        expect((err as NodeJS.ErrnoException).code).to.equal('ESHORT');
-      } finally {
-        fs.closeSync(fd);
+        expect(Buffer.concat(parts).equals(data.subarray(from, to)), `${from}-${to}`).to.equal(true);
       }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+      expect((await r.copy(100, 50)).equals(data.subarray(100, 150))).to.equal(true);
+      let err: unknown;
+      await new WindowReader(fd, data.length + 10).at(data.length, 5).catch((e: unknown) => { err = e; });
+      expect((err as NodeJS.ErrnoException).code).to.equal('ESHORT');
+    });
   });
 
   it('ReadAhead: one read serves the ranges inside its window; outside it, after clear(), and at end of file it reads again', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
-    try {
-      const file = path.join(dir, 'f');
-      const data = randomBytes(10_000);
-      fs.writeFileSync(file, data);
-      const fd = fs.openSync(file, 'r+');
-      try {
-        const r = new ReadAhead(fd);
-        expect((await r.read(100, 200, 1000)).equals(data.subarray(100, 200))).to.equal(true);
-        // Changed on disk: ranges inside the window still come from the earlier read (the
-        // drops' crc checks are what make that safe), ranges outside it from the file.
-        fs.writeSync(fd, Buffer.alloc(10_000, 0x41), 0, 10_000, 0);
-        expect((await r.read(200, 1000, 1000)).equals(data.subarray(200, 1000))).to.equal(true);
-        expect((await r.read(900, 1100, 1100)).equals(Buffer.alloc(200, 0x41))).to.equal(true);
-        expect((await r.read(950, 960, 960)).equals(Buffer.alloc(10, 0x41))).to.equal(true);
-        fs.writeSync(fd, data, 0, 10_000, 0);
-        // upTo <= to keeps no window: the next read goes to the file.
-        expect((await r.read(950, 960, 960)).equals(data.subarray(950, 960))).to.equal(true);
-        await r.read(0, 10, 5000);
-        fs.writeSync(fd, Buffer.alloc(100, 0x42), 0, 100, 0);
-        r.clear();
-        expect((await r.read(0, 10, 10)).equals(Buffer.alloc(10, 0x42))).to.equal(true);
-        // At end of file the result is short, inside a window or not.
-        expect((await r.read(9990, 10_020, 20_000)).length).to.equal(10);
-        expect((await r.read(9995, 10_010, 10_010)).length).to.equal(5);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const data = randomBytes(10_000);
+    await withTempFile(data, 'r+', async (fd) => {
+      const r = new ReadAhead(fd);
+      expect((await r.read(100, 200, 1000)).equals(data.subarray(100, 200))).to.equal(true);
+      // Changed on disk: ranges inside the window still come from the earlier read (the
+      // drops' crc checks are what make that safe), ranges outside it from the file.
+      fs.writeSync(fd, Buffer.alloc(10_000, 0x41), 0, 10_000, 0);
+      expect((await r.read(200, 1000, 1000)).equals(data.subarray(200, 1000))).to.equal(true);
+      expect((await r.read(900, 1100, 1100)).equals(Buffer.alloc(200, 0x41))).to.equal(true);
+      expect((await r.read(950, 960, 960)).equals(Buffer.alloc(10, 0x41))).to.equal(true);
+      fs.writeSync(fd, data, 0, 10_000, 0);
+      // upTo <= to keeps no window: the next read goes to the file.
+      expect((await r.read(950, 960, 960)).equals(data.subarray(950, 960))).to.equal(true);
+      await r.read(0, 10, 5000);
+      fs.writeSync(fd, Buffer.alloc(100, 0x42), 0, 100, 0);
+      r.clear();
+      expect((await r.read(0, 10, 10)).equals(Buffer.alloc(10, 0x42))).to.equal(true);
+      // At end of file the result is short, inside a window or not.
+      expect((await r.read(9990, 10_020, 20_000)).length).to.equal(10);
+      expect((await r.read(9995, 10_010, 10_010)).length).to.equal(5);
+    });
   });
 
   it('rangeStream delivers exactly [start, end), and errors (not a short end) when the file was cut', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
-    try {
-      const data = randomBytes(300_000);
-      const file = path.join(dir, 'f');
-      fs.writeFileSync(file, data);
-      const fd = fs.openSync(file, 'r+');
-      try {
-        const read = async (s: Readable): Promise<Buffer> => {
-          const parts: Buffer[] = [];
-          for await (const c of s) parts.push(c as Buffer);
-          return Buffer.concat(parts);
-        };
-        expect((await read(rangeStream(fd, 1000, 250_000, 64 * 1024))).equals(data.subarray(1000, 250_000))).to.equal(true);
-        expect((await read(rangeStream(fd, 5, 5, 1024))).length).to.equal(0);
-        fs.ftruncateSync(fd, 100_000);
-        let err: unknown;
-        await read(rangeStream(fd, 1000, 250_000, 64 * 1024)).catch((e: unknown) => { err = e; });
-        expect(String(err)).to.match(/file ends at offset 100000, before 250000/);
-        fs.fstatSync(fd); // the descriptor is still open
-      } finally {
-        fs.closeSync(fd);
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const data = randomBytes(300_000);
+    await withTempFile(data, 'r+', async (fd) => {
+      const read = async (s: Readable): Promise<Buffer> => {
+        const parts: Buffer[] = [];
+        for await (const c of s) parts.push(c as Buffer);
+        return Buffer.concat(parts);
+      };
+      expect((await read(rangeStream(fd, 1000, 250_000, 64 * 1024))).equals(data.subarray(1000, 250_000))).to.equal(true);
+      expect((await read(rangeStream(fd, 5, 5, 1024))).length).to.equal(0);
+      fs.ftruncateSync(fd, 100_000);
+      let err: unknown;
+      await read(rangeStream(fd, 1000, 250_000, 64 * 1024)).catch((e: unknown) => { err = e; });
+      expect(String(err)).to.match(/file ends at offset 100000, before 250000/);
+      fs.fstatSync(fd); // the descriptor is still open
+    });
   });
   it('rangeStream: a consumer that hands chunks back gets them reused; one that keeps them never sees reuse', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
-    try {
-      const data = randomBytes(2_000_000);
-      const file = path.join(dir, 'f');
-      fs.writeFileSync(file, data);
-      const fd = fs.openSync(file, 'r');
-      try {
-        const hwm = 64 * 1024;
-        // Recycling consumer: copies each chunk, then hands it back.
-        const s1 = rangeStream(fd, 3, 1_999_000, hwm);
-        const recycle = (s1 as RecyclingReadable)[RECYCLE_CHUNK];
-        expect(recycle).to.be.a('function');
-        const copies: Buffer[] = [];
-        const mems = new Set<ArrayBufferLike>();
-        for await (const c of s1) {
-          copies.push(Buffer.from(c as Buffer));
-          mems.add((c as Buffer).buffer);
-          recycle!(c as Buffer);
-        }
-        expect(Buffer.concat(copies).equals(data.subarray(3, 1_999_000))).to.equal(true);
-        expect(copies.length).to.be.above(20);
-        expect(mems.size).to.be.at.most(4); // a small ring, not one buffer per chunk
-        // Keeping consumer: every chunk is its own memory, none is overwritten later.
-        const kept: Buffer[] = [];
-        for await (const c of rangeStream(fd, 0, data.length, hwm)) kept.push(c as Buffer);
-        expect(new Set(kept.map((c) => c.buffer)).size).to.equal(kept.length);
-        expect(Buffer.concat(kept).equals(data)).to.equal(true);
-      } finally {
-        fs.closeSync(fd);
+    const data = randomBytes(2_000_000);
+    await withTempFile(data, 'r', async (fd) => {
+      const hwm = 64 * 1024;
+      // Recycling consumer: copies each chunk, then hands it back.
+      const s1 = rangeStream(fd, 3, 1_999_000, hwm);
+      const recycle = (s1 as RecyclingReadable)[RECYCLE_CHUNK];
+      expect(recycle).to.be.a('function');
+      const copies: Buffer[] = [];
+      const mems = new Set<ArrayBufferLike>();
+      for await (const c of s1) {
+        copies.push(Buffer.from(c as Buffer));
+        mems.add((c as Buffer).buffer);
+        recycle!(c as Buffer);
       }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+      expect(Buffer.concat(copies).equals(data.subarray(3, 1_999_000))).to.equal(true);
+      expect(copies.length).to.be.above(20);
+      expect(mems.size).to.be.at.most(4); // a small ring, not one buffer per chunk
+      // Keeping consumer: every chunk is its own memory, none is overwritten later.
+      const kept: Buffer[] = [];
+      for await (const c of rangeStream(fd, 0, data.length, hwm)) kept.push(c as Buffer);
+      expect(new Set(kept.map((c) => c.buffer)).size).to.equal(kept.length);
+      expect(Buffer.concat(kept).equals(data)).to.equal(true);
+    });
   });
 });
