@@ -184,9 +184,7 @@ export class CopyDrop implements Drop {
     const m = ms[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
     if (m.end - m.start > ONE_READ_MAX) return null;
-    let k = index;
-    while (k + 1 < ms.length && ms[k + 1]!.end <= m.start + ReadAhead.MAX) k++;
-    const buf = await this.ahead.read(m.start, m.end, ms[k]!.end);
+    const buf = await this.ahead.read(m.start, m.end, ReadAhead.reach(ms, index, m.start));
     if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
     return buf;
   }

@@ -56,6 +56,16 @@ describe('spool io', () => {
     });
   });
 
+  it('ReadAhead.reach: the furthest following message within MAX bytes, at least the message itself', () => {
+    const ends = (xs: number[]) => xs.map((end) => ({ end }));
+    const M = ReadAhead.MAX;
+    expect(ReadAhead.reach(ends([100, 200, 300]), 0, 0)).to.equal(300);
+    expect(ReadAhead.reach(ends([100, M, M + 1]), 0, 0)).to.equal(M);
+    expect(ReadAhead.reach(ends([100, M, M + 1]), 1, 100)).to.equal(M + 1);
+    expect(ReadAhead.reach(ends([2 * M, 3 * M]), 0, 0)).to.equal(2 * M); // a big message reaches only its own end
+    expect(ReadAhead.reach(ends([10, 20]), 1, 10)).to.equal(20); // the last message
+  });
+
   it('ReadAhead: one read serves the ranges inside its window; outside it, after clear(), and at end of file it reads again', async () => {
     const data = randomBytes(10_000);
     await withTempFile(data, 'r+', async (fd) => {

@@ -57,6 +57,16 @@ export class ReadAhead {
 
   constructor(private readonly fd: number) {}
 
+  /**
+   * How far a read of message `index` (starting at `from`) may reach: the end of the furthest
+   * following message that still fits in MAX bytes from `from`, or the message's own end.
+   */
+  static reach(messages: readonly { readonly end: number }[], index: number, from: number): number {
+    let k = index;
+    while (k + 1 < messages.length && messages[k + 1]!.end <= from + ReadAhead.MAX) k++;
+    return messages[k]!.end;
+  }
+
   /** Bytes [from, to) (fewer at end of file), reading [from, max(to, upTo)) unless already held. */
   async read(from: number, to: number, upTo: number): Promise<Buffer> {
     const b = this.buf;

@@ -100,14 +100,15 @@ export class ServerDrop implements Drop {
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
     const whole = m.end - m.fromOffset;
     if (whole > ONE_READ_MAX) return null;
-    // One positional read from the From_ line to the message's end does the whole check and
-    // fetches the data (one thread-pool hop instead of fstat + pread + stream reads). The
-    // fstat of the long path only adds "a spool that was not merely appended to still reaches
-    // m.end": a full-length read proves exactly that (a short read means the file now ends
-    // before m.end), and the From_ line comes from the same read, so the guarantee is the same.
+    // One positional read from the From_ line to the message's end (or the read-ahead window
+    // that already holds it) does the whole check and fetches the data: one thread-pool hop at
+    // most, instead of fstat + pread + stream reads. The fstat of the long path only adds "a
+    // spool that was not merely appended to still reaches m.end": a full-length read proved
+    // that when it was made (a short read means the file ends before m.end), and the From_
+    // line comes from the same read.
     // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
     // inode, which this descriptor never sees; update.ts deals with that under the lock.)
-    const buf = await this.ahead.read(m.fromOffset, m.end, this.aheadEnd(index));
+    const buf = await this.ahead.read(m.fromOffset, m.end, ReadAhead.reach(this.state.scan.messages, index, m.fromOffset));
     if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
       throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
     }
@@ -117,15 +118,6 @@ export class ServerDrop implements Drop {
     // scanned message (a change since then is caught by the next read, or by the update).
     if (zlib.crc32(buf) !== m.crc) throw this.poison('message bytes changed', m.fromOffset);
     return buf.subarray(m.start - m.fromOffset);
-  }
-
-  /** The end of the furthest following message that still fits in a read-ahead window from message `index`. */
-  private aheadEnd(index: number): number {
-    const ms = this.state.scan.messages;
-    const limit = ms[index]!.fromOffset + ReadAhead.MAX;
-    let k = index;
-    while (k + 1 < ms.length && ms[k + 1]!.end <= limit) k++;
-    return ms[k]!.end;
   }
 
   /**
