@@ -52,6 +52,32 @@ describe('mbox body kernel (wasm SIMD)', () => {
     }
   });
 
+  it('agrees with scanBodyRef over kilobytes without an empty line (the 64-byte path and its counter flushes)', () => {
+    const k = createBodyKernel(2)!;
+    // Lines of 1-150 bytes ending in LF or CRLF, a few lone CRs, an empty line only now and then:
+    // long stretches go through the fast path, which flushes its byte counters every 63 turns.
+    const lineArb = fc.tuple(fc.integer({ min: 0, max: 150 }), fc.boolean(), fc.nat(99), fc.nat(149));
+    fc.assert(
+      fc.property(fc.array(lineArb, { minLength: 1, maxLength: 160 }), fc.nat(40), (lines, trim) => {
+        let text = '\n';
+        for (const [len, crlf, emptyPick, crAt] of lines) {
+          const body = 'x'.repeat(len).split('');
+          if (len > 0 && crAt < len && emptyPick % 7 === 0) body[crAt] = '\r'; // a CR not before an LF
+          text += (emptyPick === 0 ? '' : body.join('') || 'y') + (crlf ? '\r\n' : '\n');
+        }
+        const buf = Buffer.from(text, 'latin1');
+        const mem = k.bytes;
+        mem.fill(0x0a, B, B + buf.length + 64);
+        mem.set(buf, B);
+        const n = B + Math.max(1, buf.length - (trim % 4));
+        const want = scanBodyRef(mem, B + 1, n);
+        const ret = k.scan(B + 1, n);
+        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('pooled kernels are reused, with fresh counts', () => {
     const a = acquireKernel(2)!;
     releaseKernel(a);

@@ -13,11 +13,34 @@
  *     [s, q); lf/crlf count the LFs in [s, q). The caller carries on from q.
  * (Whether the line at s itself is empty is the caller's business: p = s - 1 is not judged.)
  *
- * The WAT it corresponds to (locals: 0 a, 1 n, 2 lf, 3 crlf, 4 keep; v128: 5 LFs, 6 CRs, 7 l, 8 c, 9 det, 10 v):
+ * Two loops. The fast one takes 64 bytes a turn, branch-free but for one test: it counts LFs
+ * and CRLFs in byte lanes (flushed into the i32 totals every 63 turns, before a lane can pass
+ * 255) and leaves as soon as an empty line starts anywhere in its 64 bytes, or when fewer than
+ * 67 bytes are left. The exact loop then takes 16 bytes a turn from the same block, so it finds
+ * that empty line (or the end) with the counts to the byte, and its blocks stay aligned on s.
+ * Measured over the 865 MB bench spool from page cache: 220 → 130 ms (the exact loop alone
+ * paid a mispredicted branch on most blocks that hold an LF).
+ *
+ * The WAT it corresponds to (locals: 0 a, 1 n, 2 lf, 3 crlf, 4 keep, 5 turns; v128: 6 LFs, 7 CRs,
+ * 8 l, 9 c, 10 det, 11 v, 12-15 l0-l3, 16 accL, 17 accC):
  *   (module (import "e" "m" (memory 0))
  *     (func (export "scan") (param $a i32) (param $n i32) (result i32) (local ...)
  *       (local.set $a (i32.sub (local.get $a) (i32.const 1)))            ;; a = s - 1: block at q = a + 1
  *       (local.set $LFs (i8x16.splat (i32.const 10)))  (local.set $CRs (i8x16.splat (i32.const 13)))
+ *       (block $slow (loop $fast
+ *         (br_if $slow (i32.gt_u (i32.add (local.get $a) (i32.const 67)) (local.get $n)))
+ *         (local.set $l0 (i8x16.eq (v128.load offset=1 (local.get $a)) (local.get $LFs)))  ;; l1, l2, l3 at 17, 33, 49
+ *         ;; empty(k) = lk & (LF at 2+16k | (CR at 2+16k & LF at 3+16k))
+ *         (br_if $slow (v128.any_true (v128.or (v128.or (v128.or empty(0) empty(1)) empty(2)) empty(3))))
+ *         (local.set $accL (i8x16.sub ... (i8x16.sub (local.get $accL) (local.get $l0)) ... (local.get $l3)))
+ *         (local.set $accC (i8x16.sub ... (v128.and (local.get $lk) (i8x16.eq (v128.load offset=16k (local.get $a)) (local.get $CRs)))))
+ *         (local.set $a (i32.add (local.get $a) (i32.const 64)))
+ *         (br_if $fast (i32.ne (local.tee $turns (i32.add (local.get $turns) (i32.const 1))) (i32.const 63)))
+ *         flush(accL, lf) flush(accC, crlf) (local.set $turns (i32.const 0))
+ *         (br $fast)))
+ *       flush(accL, lf) flush(accC, crlf)
+ *       ;; flush(acc, t): t += sum of the four lanes of
+ *       ;;   (local.tee $v (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u acc))); acc = 0
  *       (block $done (loop $blocks
  *         (br_if $done (i32.gt_u (i32.add (local.get $a) (i32.const 19)) (local.get $n)))
  *         (local.tee $l (i8x16.eq (v128.load offset=1 (local.get $a)) (local.get $LFs)))   ;; LF here
@@ -65,18 +88,69 @@ const V128_OR = [0xfd, 0x50], V128_ANY_TRUE = [0xfd, 0x53], I8X16_BITMASK = [0xf
 const I32 = 0x7f, V128 = 0x7b;
 /** Where scan() leaves its counts (i32 at addresses 0 and 4: callers keep data at 8 and above). */
 const LF_AT = 0, CRLF_AT = 4;
-// Locals.
-const A = 0, N = 1, LFC = 2, CRLFC = 3, KEEP = 4, LFS = 5, CRS = 6, L = 7, C = 8, DET = 9, V = 10;
+// More opcodes for the 64-byte fast path.
+const I32_NE = 0x47, I8X16_SUB = [0xfd, 0x71], I32X4_EXTRACT_LANE = [0xfd, 0x1b];
+const I16X8_EXTADD_PAIRWISE_I8X16_U = [0xfd, 0x7d], I32X4_EXTADD_PAIRWISE_I16X8_U = [0xfd, 0x7f];
+const V128_ZERO = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+// Locals: params a, n; i32 lf, crlf, keep, turns; v128 LFs, CRs, l, c, det, v, l0..l3, accL, accC.
+const A = 0, N = 1, LFC = 2, CRLFC = 3, KEEP = 4, TURNS = 5;
+const LFS = 6, CRS = 7, L = 8, C = 9, DET = 10, V = 11, L0 = 12, ACCL = 16, ACCC = 17;
+/** Fast-path turns between flushes of the byte counters: a lane gains at most 4 per turn. */
+const FLUSH_TURNS = 63;
 
+/** An i32.const instruction: its immediate is a signed LEB128 (so 64..127 take two bytes). */
+function i32const(v: number): number[] {
+  const out: number[] = [I32_CONST];
+  for (;;) {
+    const b = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
 const load = (offset: number): number[] => [LOCAL_GET, A, ...V128_LOAD, 0, offset];
 const get = (k: number): number[] => [LOCAL_GET, k];
+const eqAt = (offset: number, splat: number): number[] => [...load(offset), ...get(splat), ...I8X16_EQ];
 const bitmaskLC = [...get(L), ...get(C), ...V128_AND, ...I8X16_BITMASK];
+/** Does an empty line start after an LF of block k (16 bytes at a + 1 + 16k)? A mask per position. */
+const emptyAfter = (k: number): number[] => [
+  ...get(L0 + k),
+  ...eqAt(2 + 16 * k, LFS), ...eqAt(2 + 16 * k, CRS), ...eqAt(3 + 16 * k, LFS), ...V128_AND, ...V128_OR,
+  ...V128_AND,
+];
+/** Add the byte counters' lanes to an i32 local and zero them. */
+const flush = (acc: number, into: number): number[] => [
+  ...get(acc), ...I16X8_EXTADD_PAIRWISE_I8X16_U, ...I32X4_EXTADD_PAIRWISE_I16X8_U, LOCAL_TEE, V,
+  ...I32X4_EXTRACT_LANE, 0, ...get(V), ...I32X4_EXTRACT_LANE, 1, I32_ADD,
+  ...get(V), ...I32X4_EXTRACT_LANE, 2, I32_ADD, ...get(V), ...I32X4_EXTRACT_LANE, 3, I32_ADD,
+  ...get(into), I32_ADD, LOCAL_SET, into,
+  ...V128_ZERO, LOCAL_SET, acc,
+];
 
 const BODY: number[] = [
-  2, 3, I32, 6, V128, // locals: 2 groups, 3 i32 then 6 v128
+  2, 4, I32, 12, V128, // locals: 2 groups, 4 i32 then 12 v128
   ...get(A), I32_CONST, 1, I32_SUB, LOCAL_SET, A,
   I32_CONST, 10, ...I8X16_SPLAT, LOCAL_SET, LFS,
   I32_CONST, 13, ...I8X16_SPLAT, LOCAL_SET, CRS,
+  // The fast path: 64 bytes a turn while no empty line starts in them; LFs and CRLFs are
+  // counted in byte lanes (an i8x16.eq mask is -1 per match: subtracting it adds one).
+  BLOCK, VOID, LOOP, VOID,
+  ...get(A), ...i32const(67), I32_ADD, ...get(N), I32_GT_U, BR_IF, 1,
+  ...eqAt(1, LFS), LOCAL_SET, L0, ...eqAt(17, LFS), LOCAL_SET, L0 + 1,
+  ...eqAt(33, LFS), LOCAL_SET, L0 + 2, ...eqAt(49, LFS), LOCAL_SET, L0 + 3,
+  ...emptyAfter(0), ...emptyAfter(1), ...V128_OR, ...emptyAfter(2), ...V128_OR, ...emptyAfter(3), ...V128_OR,
+  ...V128_ANY_TRUE, BR_IF, 1, // the exact path below finds it
+  ...get(ACCL), ...get(L0), ...I8X16_SUB, ...get(L0 + 1), ...I8X16_SUB, ...get(L0 + 2), ...I8X16_SUB, ...get(L0 + 3), ...I8X16_SUB, LOCAL_SET, ACCL,
+  ...get(ACCC),
+  ...[0, 1, 2, 3].flatMap((k) => [...get(L0 + k), ...eqAt(16 * k, CRS), ...V128_AND, ...I8X16_SUB]),
+  LOCAL_SET, ACCC,
+  ...get(A), ...i32const(64), I32_ADD, LOCAL_SET, A,
+  ...get(TURNS), I32_CONST, 1, I32_ADD, LOCAL_TEE, TURNS, ...i32const(FLUSH_TURNS), I32_NE, BR_IF, 0,
+  ...flush(ACCL, LFC), ...flush(ACCC, CRLFC), I32_CONST, 0, LOCAL_SET, TURNS,
+  BR, 0,
+  END, END,
+  ...flush(ACCL, LFC), ...flush(ACCC, CRLFC),
+  // The exact path: 16 bytes a turn.
   BLOCK, VOID, LOOP, VOID,
   ...get(A), I32_CONST, 19, I32_ADD, ...get(N), I32_GT_U, BR_IF, 1,
   ...load(1), ...get(LFS), ...I8X16_EQ, LOCAL_TEE, L,
