@@ -2,11 +2,11 @@
  * scanFd: the scanner driven by positional reads of an open spool, read-ahead overlapping the
  * scan, reading straight into the body kernel's memory. Large spools are cut at a From_ line
  * near the middle (split.ts) and the far part is scanned by the worker thread meanwhile; one
- * that cannot be cut has its crc32s computed by the worker instead.
+ * that cannot be cut has its message sums computed by the worker instead.
  */
 import * as fs from 'node:fs';
 import { PopspoolError } from '../errors.js';
-import { CrcJob, scanInWorker } from './crc-worker.js';
+import { scanInWorker, SumJob } from './scan-worker.js';
 import { MboxScanner, SCAN_CHUNK } from './scanner.js';
 import { findSplit } from './split.js';
 import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
@@ -18,11 +18,11 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
 }
 
 /**
- * Scans of at least this many bytes use the worker thread (crc-worker.ts): split in two, or
- * failing that with crc32 offloaded; below it, the worker's round trip costs more than it
+ * Scans of at least this many bytes use the worker thread (scan-worker.ts): split in two, or
+ * failing that with the message sums offloaded; below it, the worker's round trip costs more than it
  * saves. Measured on 2 cores from page cache (scan-bench --offload-compare): 18 MB / 1k
  * messages 26 → 17 ms, 8 MB about even, 4 MB and less slower; 865 MB / 50k messages 1045 ms all
- * inline, 786 ms with only the crc offloaded, less split (docs/benchmarks.md). The worker reads the same
+ * inline, 786 ms with only the checksums (then crc32) offloaded, less split (docs/benchmarks.md). The worker reads the same
  * descriptor, which is sound because every scan of a spool runs under its lock.
  */
 export const CRC_OFFLOAD_MIN = 16 * 1024 * 1024;
@@ -32,7 +32,7 @@ export const CRC_OFFLOAD_MIN = 16 * 1024 * 1024;
  *  cache, while the worker only scans. */
 const NEAR_SHARE = 0.45;
 
-/** Ranges posted to the crc worker at a time: one message per chunk would cost a postMessage
+/** Ranges posted to the sum job at a time: one message per chunk would cost a postMessage
  *  (tens of µs or more on a busy machine) per megabyte. */
 const CRC_POST_BATCH = 512;
 
@@ -71,10 +71,10 @@ export async function scanFd(fd: number, start: number, end: number, opts: ScanO
   return { messages, scanEnd: end, bytesRead: near.bytesRead + farRead };
 }
 
-/** One scanner over [start, end), crc32s inline or (offload) in the worker. */
-async function scanRange(fd: number, start: number, end: number, opts: ScanOptions, offloadCrc: boolean): Promise<ScanResult> {
-  const offload = offloadCrc ? new CrcJob(fd) : null;
-  const scanner = new MboxScanner({ ...opts, baseOffset: start, crc: offload === null });
+/** One scanner over [start, end), message sums inline or (offload) in the worker. */
+async function scanRange(fd: number, start: number, end: number, opts: ScanOptions, offloadSums: boolean): Promise<ScanResult> {
+  const offload = offloadSums ? new SumJob(fd) : null;
+  const scanner = new MboxScanner({ ...opts, baseOffset: start, sum: offload === null });
   const size = Math.min(SCAN_CHUNK, end - start);
   const bufs = (size >= 4096 ? scanner.ioBuffersFromKernel(2, size) : null) ?? [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   let posted = 0;
@@ -109,15 +109,15 @@ async function scanRange(fd: number, start: number, end: number, opts: ScanOptio
     const r = scanner.finish();
     postFramed(true);
     if (offload !== null) {
-      let crcs: Uint32Array;
+      let sums: Uint32Array;
       try {
-        crcs = await offload.finish();
+        sums = await offload.finish();
       } catch (e) {
-        throw new PopspoolError('SYS_TEMP', `crc of the scanned spool failed: ${e instanceof Error ? e.message : String(e)}`);
+        throw new PopspoolError('SYS_TEMP', `checksums of the scanned spool failed: ${e instanceof Error ? e.message : String(e)}`);
       }
       const ms = r.messages;
-      if (crcs.length !== ms.length) throw new PopspoolError('SYS_TEMP', 'crc worker lost messages');
-      for (let k = 0; k < ms.length; k++) (ms[k] as { crc: number }).crc = crcs[k]!;
+      if (sums.length !== ms.length) throw new PopspoolError('SYS_TEMP', 'scan worker lost messages');
+      for (let k = 0; k < ms.length; k++) (ms[k] as { sum: number }).sum = sums[k]!;
     }
     return { messages: r.messages, scanEnd: end, bytesRead: r.bytesRead };
   } catch (e) {

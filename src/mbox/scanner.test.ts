@@ -5,10 +5,10 @@ import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
+import { msum } from './msum.js';
 import { finalizeUidls, KEPT_HEADERS, type KeptHeaders, uidlBase } from './uidl.js';
 import { HEADER_KEEP_MAX, MboxScanner } from './scanner.js';
 import { scanFd } from './scan-fd.js';
@@ -98,7 +98,7 @@ export function naiveScan(buf: Buffer, strict: boolean): ScannedMessage[] {
       status: (headers['status'] ?? '').trim(),
       statusOffset,
       statusLength,
-      crc: zlib.crc32(buf.subarray(fromL.off, end)) >>> 0,
+      sum: msum(buf.subarray(fromL.off, end)),
     };
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The mbox scanner: one pass over a spool (fed in arbitrary chunks) that frames messages and
  * learns, per message, its offsets, RFC 1939 size, body line count, Status header, UIDL base
- * and crc32.
+ * and checksum (msum.ts).
  *
  * How it works. The input is a sequence of lines; only a few kinds need their bytes looked at:
  * header lines (until the empty line that ends the header block) and *candidate* lines (the
@@ -20,20 +20,21 @@
  *
  * An empty line is ambiguous until the next line is seen: before a From_ line (or at EOF) it
  * is the mbox separator, otherwise content. It is kept *pending* (offset and counter
- * snapshots) until the candidate line after it is decided. The crc of a message is computed
+ * snapshots) until the candidate line after it is decided. The sum of a message is computed
  * lazily up to the first byte whose ownership is still undecided (a pending empty line, an
  * undecided candidate line, a line that so far is a lone CR); the few bytes that straddle a
  * chunk boundary are held in a small buffer (at most 2 + FROM_LINE_MAX + 2 bytes), so memory
  * stays bounded whatever the line lengths, and results are identical however the input is
  * split. Chunk buffers may be reused by the caller after push() returns: nothing keeps a view.
  * For very large spools scanFd runs two scanners, one per core, on the halves of a spool cut
- * at a From_ line (split.ts); one that cannot be cut has its crcs computed by the worker thread
- * (crc-worker.ts) instead (the scanner's `crc: false`).
+ * at a From_ line (split.ts); one that cannot be cut has its sums computed by the worker thread
+ * (scan-worker.ts) instead (the scanner's `sum: false`). The sums are computed by the kernel
+ * module's stripe function in its memory: in place for chunks scanFd read there.
  */
-import * as zlib from 'node:zlib';
 import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
 import { acquireKernel, type BodyKernel, releaseKernel, WASM_PAGE } from './line-kernel.js';
+import { MessageSum, STRIPE, SUM_STATE_BYTES } from './msum.js';
 import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
 import { type Building, endHeaders, headerLine } from './header-fields.js';
 import { H_STATUS, uidlFromValues } from './uidl.js';
@@ -48,9 +49,14 @@ export const SCAN_CHUNK = 1 << 20;
 /** A body stretch shorter than this (from a line start to the chunk's end) is walked line by
  *  line: the kernel needs 19 bytes to judge one 16-byte block, and a call has a fixed cost. */
 const KERNEL_MIN = 64;
-/** Kernel memory layout: bytes of a pushed chunk are copied into a window of WINDOW bytes at
- *  WINDOW_AT; scanFd reads straight into two SCAN_CHUNK buffers at IO_AT (no copy at all). */
-const WINDOW_AT = 64;
+/** Kernel memory layout: the kernel's counts at 0-7; the message sum's state at SUM_AT and its
+ *  scratch (for input not already in this memory, such as held bytes) after it; bytes of a
+ *  pushed chunk are copied into a window of WINDOW bytes at WINDOW_AT; scanFd reads straight
+ *  into two SCAN_CHUNK buffers at IO_AT (no copy at all). */
+const SUM_AT = 64;
+const SUM_SCRATCH_AT = SUM_AT + SUM_STATE_BYTES;
+const SUM_SCRATCH = 32 * STRIPE;
+const WINDOW_AT = SUM_SCRATCH_AT + SUM_SCRATCH;
 const WINDOW = 256 * 1024;
 const IO_AT = WINDOW_AT + WINDOW;
 const KERNEL_PAGES = Math.ceil((IO_AT + 2 * SCAN_CHUNK) / WASM_PAGE);
@@ -98,9 +104,9 @@ export class MboxScanner {
 
   private msg: Building | null = null;
 
-  // crc of msg over [msg.fromOffset, crcPos); bytes [holdStart, chunkBase) not yet crc'd are in hold.
-  private crc = 0;
-  private crcPos: number;
+  // sum of msg over [msg.fromOffset, sumPos); bytes [holdStart, chunkBase) not yet summed are in hold.
+  private summer: MessageSum | undefined;
+  private sumPos: number;
   private hold: Buffer = Buffer.alloc(0);
   private holdStart: number;
   private chunk: Buffer = Buffer.alloc(0);
@@ -113,14 +119,14 @@ export class MboxScanner {
   private winHi = -1;
   private winDelta = 0;
 
-  /** False: leave every crc 0 (scanFd has them computed in the crc worker instead). */
-  private readonly withCrc: boolean;
+  /** False: leave every sum 0 (scanFd has them computed in the scan worker instead). */
+  private readonly withSum: boolean;
 
-  constructor(opts: ScanOptions & { baseOffset?: number; crc?: boolean }) {
+  constructor(opts: ScanOptions & { baseOffset?: number; sum?: boolean }) {
     this.strict = opts.strictFrom;
     this.baseOffset = opts.baseOffset ?? 0;
-    this.withCrc = opts.crc ?? true;
-    this.pos = this.lineStart = this.crcPos = this.holdStart = this.chunkBase = this.baseOffset;
+    this.withSum = opts.sum ?? true;
+    this.pos = this.lineStart = this.sumPos = this.holdStart = this.chunkBase = this.baseOffset;
   }
 
   /** Feed the next bytes. The scanner copies what it keeps; `chunk` may be reused afterwards. */
@@ -482,8 +488,8 @@ export class MboxScanner {
       curOffset: 0,
       curLength: 0,
     };
-    this.crc = 0;
-    this.crcPos = this.lineStart;
+    if (this.withSum) this.sum().reset();
+    this.sumPos = this.lineStart;
     this.lastLineOpen = false;
   }
 
@@ -504,7 +510,7 @@ export class MboxScanner {
     const hasBody = m.bodyStart >= 0;
     const bodyStart = hasBody ? m.bodyStart : end;
     const bodyLines = hasBody ? endLf - m.bodyLf + (lastOpen && end > bodyStart ? 1 : 0) : 0;
-    this.crcTo(end);
+    this.sumTo(end);
     this.messages.push({
       fromOffset: m.fromOffset,
       start: m.start,
@@ -516,27 +522,33 @@ export class MboxScanner {
       status: (m.values[H_STATUS] ?? '').trim(),
       statusOffset: m.statusOffset,
       statusLength: m.statusOffset >= 0 ? m.statusLength : -1,
-      crc: this.crc >>> 0,
+      sum: this.withSum ? this.sum().digest() : 0,
     });
     this.msg = null;
   }
 
-  /** Extend the crc of the current message over [crcPos, to). */
-  private crcTo(to: number): void {
-    if (to <= this.crcPos || !this.withCrc) return;
+  /** The message sum: its state lives in the kernel's memory (JS-only without wasm). */
+  private sum(): MessageSum {
+    return (this.summer ??= new MessageSum(this.kernel(), SUM_AT, SUM_SCRATCH_AT, SUM_SCRATCH));
+  }
+
+  /** Extend the sum of the current message over [sumPos, to). */
+  private sumTo(to: number): void {
+    if (to <= this.sumPos || !this.withSum) return;
     const base = this.chunkBase;
-    if (this.crcPos < base) {
+    const sum = this.sum();
+    if (this.sumPos < base) {
       const hEnd = Math.min(to, base);
-      this.crc = zlib.crc32(this.hold.subarray(this.crcPos - this.holdStart, hEnd - this.holdStart), this.crc);
-      this.crcPos = hEnd;
+      sum.update(this.hold, this.sumPos - this.holdStart, hEnd - this.holdStart);
+      this.sumPos = hEnd;
     }
-    if (to > this.crcPos) {
-      this.crc = zlib.crc32(this.chunk.subarray(this.crcPos - base, to - base), this.crc);
-      this.crcPos = to;
+    if (to > this.sumPos) {
+      sum.update(this.chunk, this.sumPos - base, to - base);
+      this.sumPos = to;
     }
   }
 
-  /** At a chunk's end: crc what is decided, hold the few undecided bytes. */
+  /** At a chunk's end: sum what is decided, hold the few undecided bytes. */
   private endChunk(chunk: Buffer, base: number, n: number): void {
     const end = base + n;
     let safe = end;
@@ -547,9 +559,9 @@ export class MboxScanner {
     if (end - this.lineStart === 1 && this.prevByte === CR && this.kind !== Kind.FromTail) {
       safe = Math.min(safe, this.lineStart);
     }
-    if (this.msg !== null) this.crcTo(Math.max(safe, this.crcPos));
-    const keepFrom = this.msg !== null ? this.crcPos : safe;
-    if (keepFrom >= end || !this.withCrc) {
+    if (this.msg !== null) this.sumTo(Math.max(safe, this.sumPos));
+    const keepFrom = this.msg !== null ? this.sumPos : safe;
+    if (keepFrom >= end || !this.withSum) {
       this.hold = EMPTY;
     } else if (keepFrom >= base) {
       this.hold = Buffer.from(chunk.subarray(keepFrom - base));

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX } from './from-line.js';
 import { MboxScanner } from './scanner.js';
-import { stopScanWorker } from './crc-worker.js';
+import { stopScanWorker } from './scan-worker.js';
 import { scanFd } from './scan-fd.js';
 import { findBoundaryIn, findSplit } from './split.js';
 import type { ScannedMessage } from './types.js';
@@ -161,7 +161,7 @@ describe('split scans', () => {
       }
     });
 
-    it('one huge message: no cut, the crc worker path gives the same result', async () => {
+    it('one huge message: no cut, the worker sum path gives the same result', async () => {
       const buf = Buffer.from(msg(1, 40_000, false), 'latin1');
       const file = path.join(dir, 'one');
       fs.writeFileSync(file, buf);

@@ -26,8 +26,9 @@ export interface ScannedMessage {
    *  what a flags-only update rewrites. */
   readonly statusOffset: number;
   readonly statusLength: number;
-  /** crc32 (zlib.crc32) of the bytes [fromOffset, end): re-verified before an update keeps it. */
-  readonly crc: number;
+  /** msum (msum.ts) of the bytes [fromOffset, end): checked before RETR sends them and before
+   *  an update keeps the message. */
+  readonly sum: number;
 }
 
 export interface ScanOptions {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
+import { msum } from '../mbox/msum.js';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
 
@@ -44,7 +45,7 @@ function buildSpool(n: number, first = 0, base = 0): { text: string; messages: S
       status: statusLine === '' ? '' : statusLine.slice(8, -1),
       statusOffset: statusLine === '' ? -1 : start + subject.length,
       statusLength: statusLine.length,
-      crc: crc32(Buffer.from(msg, 'latin1')),
+      sum: msum(Buffer.from(msg, 'latin1')),
     });
     parts.push(msg + '\n');
     off += msg.length + 1;
@@ -140,7 +141,7 @@ describe('spool/cache', function () {
     fs.writeFileSync(spoolPath, text);
     const m: ScannedMessage = {
       fromOffset: 0, start: 34, bodyStart: 46, end: text.length, size: text.length - 34 + 3,
-      bodyLines: 1, uidlBase: 'u1', status: '', statusOffset: -1, statusLength: 0, crc: 1,
+      bodyLines: 1, uidlBase: 'u1', status: '', statusOffset: -1, statusLength: 0, sum: 1,
     };
     await cache.store('alice', fd, stamp(), { messages: [m], scanEnd: text.length, bytesRead: 0 });
     expect((await cache.lookup('alice', fd, stamp())).kind).to.equal('hit');

@@ -31,7 +31,8 @@
  * covered by a crc32 and every record is validated (ordering, bounds, sizes, UIDL charset)
  * before a single entry is returned; any doubt is a miss, which only costs a full scan.
  *
- * File format, version 1. Header fields little-endian; records in the host's byte order (the
+ * File format, version 2 (version 1 held a crc32 per message where version 2 holds its msum;
+ * a version-1 file is a miss like any other, and the next store replaces it). Header fields little-endian; records in the host's byte order (the
  * header says which, and a mismatch is a miss: the file never leaves the host).
  *
  *   off  size  field
@@ -57,7 +58,7 @@
  *   128        n rows of 3 float64 (exact integers < 2^53): fromOffset, end, size
  *     ...      n rows of 6 u32: start - fromOffset, bodyStart - start, bodyLines,
  *              statusOffset - start (0xFFFFFFFF: no Status header), statusLength
- *              (0xFFFFFFFF for -1), crc
+ *              (0xFFFFFFFF for -1), sum (msum, mbox/msum.ts)
  *     ...      n u16: status length (UTF-16 units);  n u8: uidlBase length (bytes)
  *     ...      UIDL section: every uidlBase concatenated, latin1 (validated 0x21-0x7E)
  *     ...      Status section: every status concatenated, UTF-16LE (lossless for any JS string)
@@ -101,7 +102,7 @@ export interface ScanCacheOptions {
 }
 
 const MAGIC = 'POPSPOOL-CACHE\n';
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 const HEADER_SIZE = 128;
 const CRC_OFFSET = 124;
 const F64_FIELDS = 3;
@@ -495,7 +496,7 @@ function serialize(stamp: SpoolStamp, scan: ScanResult, fingerprint: Buffer, tag
     w[k + 2] = u32(m.bodyLines, i);
     w[k + 3] = m.statusOffset === -1 ? NONE : u32(m.statusOffset - m.start, i);
     w[k + 4] = m.statusLength === -1 ? NONE : u32(m.statusLength, i);
-    w[k + 5] = u32(m.crc, i);
+    w[k + 5] = u32(m.sum, i);
     if (m.status.length > 0xffff || m.uidlBase.length > UIDL_MAX) throw invalidRecord(i, 'string too long for the cache format');
     sl[i] = m.status.length;
     ul[i] = m.uidlBase.length;
@@ -546,7 +547,7 @@ function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, st
     const bodyLines = w[k + 2]!;
     const statusRel = w[k + 3]!;
     const statusLen32 = w[k + 4]!;
-    const crc = w[k + 5]!;
+    const sum = w[k + 5]!;
     const statusLen = sl[i]!;
     const uidlLen = ul[i]!;
     if (!(isCount(fromOffset) && isCount(end) && isCount(size))) throw invalidRecord(i, 'offset not an integer');
@@ -579,7 +580,7 @@ function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, st
       status: statusLen === 0 ? '' : statuses.slice(s, s + statusLen),
       statusOffset,
       statusLength,
-      crc,
+      sum,
     });
     u += uidlLen;
     s += statusLen;

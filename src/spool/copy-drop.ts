@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
-import { finalizeUidls, scanFd } from '../mbox/index.js';
+import { createMessageSum, finalizeUidls, scanFd } from '../mbox/index.js';
 import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
@@ -71,12 +71,13 @@ async function writeBack(
     if (drop) {
       const { messages, scanEnd } = drop.scan;
       const reader = new WindowReader(drop.fd, scanEnd);
+      const sum = createMessageSum();
       for (let i = 0; i < messages.length; i++) {
         if (!keep(i)) continue;
         const m = messages[i]!;
         const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
         const edit = flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-        await copyVerified(reader, m, next, img, edit);
+        await copyVerified(reader, m, next, img, edit, sum);
       }
     } else {
       // No scan (recovery): the whole temp drop goes back verbatim.

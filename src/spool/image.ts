@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
-import { copyRange, crc32Combine, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, pwriteAll } from './io.js';
+import { copyRange, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, pwriteAll } from './io.js';
 
 /** What the journal records of a sealed image. */
 export interface SealedImage {
@@ -59,15 +59,6 @@ export class ImageBuilder {
   /** Appends a copy of `buf` (the caller may reuse it once this resolves). */
   async append(buf: Buffer): Promise<void> {
     this.crc = zlib.crc32(buf, this.crc);
-    await this.appendUnhashed(buf);
-  }
-
-  /**
-   * Appends `buf` without hashing it: the caller hashes what it appends anyway (to verify it)
-   * and must hand every such run's crc32 to absorbCrc, in order — otherwise the image's crc is
-   * wrong and recovery refuses the image (it never copies an image whose crc does not match).
-   */
-  async appendUnhashed(buf: Buffer): Promise<void> {
     if (this.pendingLength + buf.length > this.pending.length) await this.flush();
     if (buf.length >= this.pending.length) {
       await pwriteAll(this.fd, buf, this.length);
@@ -76,11 +67,6 @@ export class ImageBuilder {
       this.pendingLength += buf.length;
     }
     this.length += buf.length;
-  }
-
-  /** Folds in the crc32 of the last `len` bytes given to appendUnhashed. */
-  absorbCrc(crc: number, len: number): void {
-    this.crc = crc32Combine(this.crc, crc, len);
   }
 
   /** Appends [pos, pos+len) of `src` verbatim. */

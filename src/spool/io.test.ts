@@ -1,13 +1,12 @@
-// Unit tests for io.ts helpers: crc32Combine, WindowReader, ReadAhead and rangeStream.
+// Unit tests for io.ts helpers: WindowReader, ReadAhead and rangeStream.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
-import { crc32Combine, rangeStream, ReadAhead, WindowReader } from './io.js';
+import { rangeStream, ReadAhead, WindowReader } from './io.js';
 
 /** Runs `fn` on a descriptor of a temp file holding `data`, then closes and removes it. */
 async function withTempFile(data: Buffer, flags: 'r' | 'r+', fn: (fd: number) => Promise<void>): Promise<void> {
@@ -27,14 +26,6 @@ async function withTempFile(data: Buffer, flags: 'r' | 'r+', fn: (fd: number) =>
 }
 
 describe('spool io', () => {
-  it('crc32Combine(crc(A), crc(B), |B|) equals crc(A ++ B)', () => {
-    for (const [la, lb] of [[0, 0], [0, 5], [5, 0], [1, 1], [37, 4096], [70000, 3], [3, 1 << 20]] as const) {
-      const a = randomBytes(la);
-      const b = randomBytes(lb);
-      expect(crc32Combine(zlib.crc32(a), zlib.crc32(b), lb), `${la}+${lb}`).to.equal(zlib.crc32(Buffer.concat([a, b])));
-    }
-  });
-
   it('WindowReader returns the file bytes for increasing ranges, with gaps and across windows', async () => {
     const data = randomBytes(3 * (1 << 20) + 123);
     await withTempFile(data, 'r', async (fd) => {

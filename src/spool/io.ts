@@ -46,7 +46,7 @@ export async function preadExact(fd: number, pos: number, len: number): Promise<
  * download-all's RETR 1, 2, 3… of adjacent messages costs one pread (one thread-pool hop) per
  * window instead of one per message. The caller says how far ahead a read may reach. The bytes
  * it hands back may be up to one window old; callers that need "as the file is now" must check
- * what they get (the drops compare every message with its scan crc).
+ * what they get (the drops compare every message with its scan sum).
  */
 export class ReadAhead {
   /** How far past a small read the window may reach: a few typical messages, bounded per session. */
@@ -155,54 +155,6 @@ export class WindowReader {
     if (pos >= this.start && pos + len <= this.start + this.length) return Buffer.from(this.buf.subarray(pos - this.start, pos - this.start + len));
     return preadExact(this.fd, pos, len);
   }
-}
-
-/**
- * crc32 of A ++ B from crc32(A), crc32(B) and B's length (zlib's crc32_combine, x^(8n) mod P by
- * squaring): lets a copy hash each byte once and still know the crc of the whole. ~log2(len)
- * small multiplications, about a microsecond.
- */
-export function crc32Combine(crcA: number, crcB: number, lenB: number): number {
-  return (multModP(x8nModP(lenB), crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
-}
-
-const CRC_POLY = 0xedb88320;
-/** x^(2^k) mod P for k = 0..31, in zlib's reflected representation (x^0 is 0x80000000). */
-const X2N = ((): Uint32Array => {
-  const t = new Uint32Array(32);
-  let p = 0x40000000; // x^1
-  for (let k = 0; k < 32; k++) {
-    t[k] = p;
-    p = multModP(p, p);
-  }
-  return t;
-})();
-
-/** a(x) * b(x) mod P, reflected. */
-function multModP(a: number, b: number): number {
-  let m = 0x80000000;
-  let p = 0;
-  for (;;) {
-    if (a & m) {
-      p ^= b;
-      if ((a & (m - 1)) === 0) break;
-    }
-    m >>>= 1;
-    b = b & 1 ? (b >>> 1) ^ CRC_POLY : b >>> 1;
-  }
-  return p >>> 0;
-}
-
-/** x^(8n) mod P: the factor that shifts a crc past n zero bytes. */
-function x8nModP(n: number): number {
-  let p = 0x80000000; // x^0
-  let k = 3;
-  while (n > 0) {
-    if (n % 2 === 1) p = multModP(X2N[k & 31]!, p);
-    n = Math.floor(n / 2);
-    k++;
-  }
-  return p;
 }
 
 /** crc32 of [pos, pos+len). */

@@ -42,7 +42,7 @@ export class SpoolContext {
     const d = settings.stateDir;
     this.dirs = { sessions: path.join(d, 'sessions'), journal: path.join(d, 'journal'), drops: path.join(d, 'drops'), cache: path.join(d, 'cache') };
     // The tag names what produced a cached scan: another scanner version or From_ rule is a miss.
-    this.cache = new ScanCache(this.dirs.cache, { tag: `scanner=1;strictFrom=${settings.scanOptions.strictFrom ? 1 : 0}` });
+    this.cache = new ScanCache(this.dirs.cache, { tag: `scanner=2;strictFrom=${settings.scanOptions.strictFrom ? 1 : 0}` });
   }
 
   get holdLock(): boolean { return this.settings.holdLock; }

@@ -10,15 +10,14 @@
  *   3. Everything deleted and nothing appended → "delete-all": one ftruncate(0).
  *   4. Otherwise W = offset of the first changed message (deleted, or read and flagged); build
  *      the image of [W, EOF) in a temp file: every survivor's bytes (re-verified against the
- *      scan's crc as they are copied), `Status: RO` edits, then the appended tail [scanEnd, EOF)
+ *      scan's sum as they are copied), `Status: RO` edits, then the appended tail [scanEnd, EOF)
  *      verbatim; fsync; journaled copy into place (journal.ts); restore atime.
  *   5. Derive the scan of the spool as now written (offsets shifted, flagged messages and the
  *      tail rescanned) so the caller can store the cache.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
-import { scanFd } from '../mbox/index.js';
+import { createMessageSum, type MessageSum, scanFd } from '../mbox/index.js';
 import type { ScanOptions, ScannedMessage, ScanResult } from '../mbox/types.js';
 import { cacheFingerprint, type SpoolStamp } from './cache.js';
 import type { UpdateCase } from './drop.js';
@@ -133,6 +132,7 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
   const layout: { m: ScannedMessage; at: number; edited: boolean; span: number }[] = [];
   // One sequential pass over [W, scanEnd): every survivor is verified as it is copied.
   const reader = new WindowReader(fd, scanEnd);
+  const sum = createMessageSum();
   const image = await ImageBuilder.build(target.journalDir, target.user, async (img) => {
     for (let i = Math.max(changed, 0); i < messages.length; i++) {
       if (plan.deleted.has(i)) continue;
@@ -140,7 +140,7 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
       const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
       const at = W + img.size;
       const edit = plan.flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-      await copyVerified(reader, m, next, img, edit);
+      await copyVerified(reader, m, next, img, edit, sum);
       layout.push({ m, at, edited: edit !== null, span: W + img.size - at });
     }
     await img.appendRange(fd, scanEnd, size - scanEnd);
@@ -155,45 +155,40 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
 
 /**
  * Copies message m's span [fromOffset, next) into the image, applying a Status edit, while
- * checking the original bytes [fromOffset, end) against the scan's crc. `src` is read
- * sequentially: callers walk messages in file order. Without an edit every byte is hashed once:
- * the image's crc is combined from the message's (verified) crc and its separator's.
+ * checking the original bytes [fromOffset, end) against the scan's sum (msum). `src` is read
+ * sequentially: callers walk messages in file order. `sum` is the caller's, one per update
+ * (reset here), so no allocation per message.
  */
 export async function copyVerified(
   src: WindowReader, m: ScannedMessage, next: number, img: ImageBuilder,
-  edit: { at: number; remove: number; insert: Buffer } | null,
+  edit: { at: number; remove: number; insert: Buffer } | null, sum: MessageSum,
 ): Promise<void> {
-  const crc = { value: 0 };
+  sum.reset();
+  const emit = (b: Buffer): Promise<void> => img.append(b);
   try {
     if (edit) {
-      const emit = (b: Buffer): Promise<void> => img.append(b);
-      await copySegment(src, m.fromOffset, edit.at, m.end, crc, emit);
+      await copySegment(src, m.fromOffset, edit.at, m.end, sum, emit);
       await emit(edit.insert);
-      await copySegment(src, edit.at, edit.at + edit.remove, m.end, crc, null);
-      await copySegment(src, edit.at + edit.remove, next, m.end, crc, emit);
+      await copySegment(src, edit.at, edit.at + edit.remove, m.end, sum, null);
+      await copySegment(src, edit.at + edit.remove, next, m.end, sum, emit);
     } else {
-      const emit = (b: Buffer): Promise<void> => img.appendUnhashed(b);
-      const gap = { value: 0 };
-      await copySegment(src, m.fromOffset, m.end, m.end, crc, emit);
-      await copySegment(src, m.end, next, next, gap, emit);
-      img.absorbCrc(crc.value, m.end - m.fromOffset);
-      img.absorbCrc(gap.value, next - m.end);
+      await copySegment(src, m.fromOffset, next, m.end, sum, emit);
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESHORT') throw new PopspoolError('SYS_TEMP', `spool ended early: ${(err as Error).message}`);
     throw err;
   }
-  if (crc.value !== m.crc) throw new PopspoolError('SYS_TEMP', `message at offset ${m.fromOffset} changed since the scan`);
+  if (sum.digest() !== m.sum) throw new PopspoolError('SYS_TEMP', `message at offset ${m.fromOffset} changed since the scan`);
 }
 
-/** Reads [from, to), feeding the part before crcEnd to the crc and everything to emit (if any). */
+/** Reads [from, to), feeding the part before sumEnd to the sum and everything to emit (if any). */
 async function copySegment(
-  src: WindowReader, from: number, to: number, crcEnd: number, crc: { value: number }, emit: ((b: Buffer) => Promise<void>) | null,
+  src: WindowReader, from: number, to: number, sumEnd: number, sum: MessageSum, emit: ((b: Buffer) => Promise<void>) | null,
 ): Promise<void> {
   for (let pos = from; pos < to; ) {
     const chunk = await src.at(pos, to - pos);
     const n = chunk.length;
-    crc.value = zlib.crc32(chunk.subarray(0, Math.max(0, Math.min(n, crcEnd - pos))), crc.value);
+    sum.update(chunk, 0, Math.max(0, Math.min(n, sumEnd - pos)));
     if (emit) await emit(chunk);
     pos += n;
   }

@@ -1,14 +1,14 @@
 /**
  * The scan worker: one shared worker thread for large scans. Two kinds of job: (1) scan a far
  * part of a spool (from a From_ line found by split.ts to the end) with its own scanner while
- * the main thread scans the near part — both cores frame and crc32; (2) when a spool cannot be
- * split (one huge message), crc32 the message ranges the main thread frames, reading the same
+ * the main thread scans the near part — both cores frame and checksum; (2) when a spool cannot be
+ * split (one huge message), checksum (msum) the message ranges the main thread frames, reading the same
  * bytes from the same descriptor (page cache). The worker side and the client side live in
  * this one file (the worker runs it with isMainThread false).
  */
 import * as fs from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import * as zlib from 'node:zlib';
+import { createMessageSum, type MessageSum } from './msum.js';
 import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
 
 /** Worker read size: as the scanner's. */
@@ -28,7 +28,7 @@ interface PackedScan {
   statuses: string[];
   bytesRead: number;
 }
-type FromWorker = { job: number; crcs?: Uint32Array; scan?: PackedScan; error?: string };
+type FromWorker = { job: number; sums?: Uint32Array; scan?: PackedScan; error?: string };
 
 const NUMS = 9;
 
@@ -48,7 +48,7 @@ function pack(r: ScanResult): PackedScan {
     nums[o + 5] = m.bodyLines;
     nums[o + 6] = m.statusOffset;
     nums[o + 7] = m.statusLength;
-    nums[o + 8] = m.crc;
+    nums[o + 8] = m.sum;
     uidls[k] = m.uidlBase;
     statuses[k] = m.status;
   }
@@ -71,7 +71,7 @@ function unpack(p: PackedScan, out: ScannedMessage[]): void {
       status: statuses[k]!,
       statusOffset: nums[o + 6]!,
       statusLength: nums[o + 7]!,
-      crc: nums[o + 8]!,
+      sum: nums[o + 8]!,
     });
   }
 }
@@ -84,14 +84,16 @@ interface WorkerJob {
   buf: Buffer;
   bufStart: number; // file offset of buf[0]
   bufEnd: number; // file offset after the valid bytes
-  crcs: number[];
+  sums: number[];
   error: string | null;
 }
 
 function runWorker(port: NonNullable<typeof parentPort>): void {
   const jobs = new Map<number, WorkerJob>();
-  const crcRange = (j: WorkerJob, from: number, end: number): number => {
-    let crc = 0;
+  let summer: MessageSum | undefined;
+  const sumRange = (j: WorkerJob, from: number, end: number): number => {
+    const sum = (summer ??= createMessageSum());
+    sum.reset();
     let p = from;
     while (p < end) {
       if (p < j.bufStart || p >= j.bufEnd) {
@@ -101,10 +103,10 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
         j.bufEnd = p + got;
       }
       const to = Math.min(end, j.bufEnd);
-      crc = zlib.crc32(j.buf.subarray(p - j.bufStart, to - j.bufStart), crc);
+      sum.update(j.buf, p - j.bufStart, to - j.bufStart);
       p = to;
     }
-    return crc >>> 0;
+    return sum.digest();
   };
   port.on('message', (m: ToWorker) => {
     if (m.type === 'warm') {
@@ -125,7 +127,7 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
       return;
     }
     if (m.type === 'start') {
-      jobs.set(m.job, { fd: m.fd, buf: Buffer.allocUnsafe(READ_CHUNK), bufStart: 0, bufEnd: 0, crcs: [], error: null });
+      jobs.set(m.job, { fd: m.fd, buf: Buffer.allocUnsafe(READ_CHUNK), bufStart: 0, bufEnd: 0, sums: [], error: null });
       return;
     }
     const j = jobs.get(m.job);
@@ -133,14 +135,14 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
     if (m.type === 'ranges') {
       if (j.error !== null) return;
       try {
-        for (let k = 0; k < m.ranges.length; k += 2) j.crcs.push(crcRange(j, m.ranges[k]!, m.ranges[k + 1]!));
+        for (let k = 0; k < m.ranges.length; k += 2) j.sums.push(sumRange(j, m.ranges[k]!, m.ranges[k + 1]!));
       } catch (e) {
         j.error = e instanceof Error ? e.message : String(e);
       }
       return;
     }
     jobs.delete(m.job);
-    const reply: FromWorker = m.type === 'end' && j.error === null ? { job: m.job, crcs: Uint32Array.from(j.crcs) } : { job: m.job, error: j.error ?? 'cancelled' };
+    const reply: FromWorker = m.type === 'end' && j.error === null ? { job: m.job, sums: Uint32Array.from(j.sums) } : { job: m.job, error: j.error ?? 'cancelled' };
     port.postMessage(reply);
   });
 }
@@ -169,7 +171,7 @@ function getWorker(): Worker {
     // only the first does anything, and only to this worker's jobs.
     const fail = (err: unknown): void => {
       if (worker === w) worker = null;
-      for (const [job, done] of jobs) done({ job, error: `crc worker died: ${String(err)}` });
+      for (const [job, done] of jobs) done({ job, error: `scan worker died: ${String(err)}` });
       jobs.clear();
     };
     w.on('error', fail);
@@ -209,7 +211,7 @@ export function prewarmScanWorker(): void {
 }
 
 /**
- * Scan [start, end) of `fd` in the worker (crc32 inline there): `start` must be a From_ line's
+ * Scan [start, end) of `fd` in the worker (message sums inline there): `start` must be a From_ line's
  * offset. Appends the messages to `out`; rejects with the worker's error, and in every case
  * settles only once the worker no longer reads the descriptor.
  */
@@ -224,8 +226,8 @@ export async function scanInWorker(fd: number, start: number, end: number, opts:
   return r.scan.bytesRead;
 }
 
-/** One scan's crc job: post message ranges as they are framed, then collect the crcs in order. */
-export class CrcJob {
+/** One scan's sum job: post message ranges as they are framed, then collect their sums in order. */
+export class SumJob {
   private readonly job = nextJob++;
   private readonly w = getWorker();
   private readonly reply: Promise<FromWorker>;
@@ -240,7 +242,7 @@ export class CrcJob {
     if (ranges.length > 0) this.w.postMessage({ type: 'ranges', job: this.job, ranges } satisfies ToWorker, [ranges.buffer as ArrayBuffer]);
   }
 
-  /** The crcs of every posted range, in order; rejects with the worker's error. */
+  /** The sums of every posted range, in order; rejects with the worker's error. */
   async finish(): Promise<Uint32Array> {
     this.w.postMessage({ type: 'end', job: this.job } satisfies ToWorker);
     return this.settle();
@@ -254,7 +256,7 @@ export class CrcJob {
 
   private async settle(): Promise<Uint32Array> {
     const r = await this.reply;
-    if (r.crcs === undefined) throw new Error(r.error ?? 'crc worker failed');
-    return r.crcs;
+    if (r.sums === undefined) throw new Error(r.error ?? 'scan worker failed');
+    return r.sums;
   }
 }
