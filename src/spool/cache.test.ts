@@ -9,7 +9,7 @@ import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import { msum } from '../mbox/msum.js';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
-import { ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
+import { cacheWritesSettled, ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
 
 // The file layout (see the comment atop cache.ts) for the 5-message cache built in beforeEach.
 const HEADER_SIZE = 128;
@@ -217,6 +217,30 @@ describe('spool/cache', function () {
     fixCrc(b);
     fs.writeFileSync(file, b);
     expectMiss(await cache.lookup('alice', fd, stamp()), /UIDL/);
+  });
+
+  it('storeInBackground: reads the spool before it resolves, writes after; lookups wait for the write', async function () {
+    const fresh = new ScanCache(path.join(dir, 'cache2'));
+    const f2 = fs.openSync(spoolPath, 'r');
+    await fresh.storeInBackground('bob', f2, stamp(f2), scan);
+    fs.closeSync(f2); // the caller closes its descriptor at once: the write must not need it
+    // The file may not exist yet; a lookup in this process waits for it and hits.
+    const r = await fresh.lookup('bob', fd, stamp());
+    expect(r.kind).to.equal('hit');
+    // Another instance (another process) sees the file once every background write is done.
+    await cacheWritesSettled();
+    expect((await new ScanCache(path.join(dir, 'cache2')).lookup('bob', fd, stamp())).kind).to.equal('hit');
+    expect(fs.readdirSync(path.join(dir, 'cache2'))).to.deep.equal(['bob.cache']); // no probe or temp file left
+  });
+
+  it('storeInBackground then store() for the same user: the later store wins', async function () {
+    const fresh = new ScanCache(path.join(dir, 'cache3'));
+    await fresh.storeInBackground('carol', fd, stamp(), scan);
+    const shorter: ScanResult = { messages: scan.messages.slice(0, 1), scanEnd: scan.messages[1]!.fromOffset, bytesRead: 0 };
+    await fresh.store('carol', fd, stamp(), shorter);
+    await cacheWritesSettled();
+    const r = await new ScanCache(path.join(dir, 'cache3')).lookup('carol', fd, stamp());
+    expect(r.kind).to.equal('tail'); // the table of the later store(), which stops short of EOF
   });
 
   it('remove() deletes the cache and is idempotent', async function () {

@@ -141,9 +141,19 @@ type Raw = {
 /** Thrown inside parsing; turned into a miss reason. */
 class Invalid extends Error {}
 
+/** Every background store in this process (storeInBackground), for an orderly exit. */
+const backgroundWrites = new Set<Promise<void>>();
+
+/** Resolves once every cache file being written in the background is written (or given up). */
+export async function cacheWritesSettled(): Promise<void> {
+  while (backgroundWrites.size > 0) await Promise.all([...backgroundWrites]);
+}
+
 export class ScanCache {
   private readonly dir: string;
   private readonly tag: string;
+  /** user → the background store in flight: lookup() and store() for that user wait for it. */
+  private readonly writing = new Map<string, Promise<void>>();
   /** user → parsed file, valid while the cache file keeps the same dev/ino/size/mtime/ctime. */
   private readonly memo = new Map<string, { fileKey: string; raw: Raw }>();
   private memoMessages = 0;
@@ -160,6 +170,7 @@ export class ScanCache {
   }
 
   async lookup(user: string, fd: number, stamp: SpoolStamp): Promise<CacheLookup> {
+    await this.writing.get(user);
     try {
       const result = await this.lookupInner(user, fd, stamp);
       if (result.kind === 'miss') log.debug('cache miss', { user, reason: result.reason });
@@ -202,6 +213,50 @@ export class ScanCache {
    * was just restored, a read would set it again.
    */
   async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
+    await this.writing.get(user);
+    await this.write(user, fd, stamp, scan, fingerprint, null);
+  }
+
+  /**
+   * store() for a login that must not wait for our own file. What needs the spool lock happens
+   * now, before this resolves: reading the fingerprint and settling the stamp (with a probe file
+   * of its own, created and removed here: after the unlock a probe would prove nothing).
+   * Serializing, validating, writing, syncing and renaming the file (tens of ms for
+   * 50,000 messages) happen afterwards, while the session goes on; the spool is not read again.
+   * The next lookup() or store() for this user in this process waits for that write, so a
+   * client's second look finds the file; a failed write is logged, like a failed store().
+   */
+  async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult): Promise<void> {
+    await this.writing.get(user);
+    const fingerprint = (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
+    const racy = stamp.size === 0n && scan.scanEnd === 0 ? false : await this.settleWithProbe(stamp);
+    const job: Promise<void> = this.write(user, -1, stamp, scan, fingerprint, racy)
+      .catch((err: Error) => void log.warn('cache not written', { user, error: err.message }))
+      .finally(() => {
+        backgroundWrites.delete(job);
+        if (this.writing.get(user) === job) this.writing.delete(user);
+      });
+    backgroundWrites.add(job);
+    this.writing.set(user, job);
+  }
+
+  /** settleStamp with a fresh probe file in the cache directory. */
+  private async settleWithProbe(stamp: SpoolStamp): Promise<boolean> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const probePath = path.join(this.dir, `.probe.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const probe = await fsp.open(probePath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      return await settleStamp(probe, stamp.ctimeNs);
+    } finally {
+      await probe.close();
+      await fsp.unlink(probePath).catch(() => undefined);
+    }
+  }
+
+  /** store()'s work; `settled` is the racy verdict when the caller already settled the stamp
+   *  under the spool lock (null: settle here, while the caller still holds it). */
+  private async write(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint: Buffer | undefined, settled: boolean | null): Promise<void> {
+    const settle = async (probe: fsp.FileHandle | null): Promise<boolean> => settled ?? (await settleStamp(probe, stamp.ctimeNs));
     const file = this.path(user);
     if (!Number.isSafeInteger(scan.scanEnd) || scan.scanEnd < 0 || BigInt(scan.scanEnd) > stamp.size) {
       throw new Error('scanEnd not within the spool size');
@@ -223,7 +278,7 @@ export class ScanCache {
       if (!(err instanceof Invalid)) throw err;
       log.warn('scan not cached: inconsistent', { user, reason: err.message });
       await this.remove(user);
-      await settleStamp(null, stamp.ctimeNs); // the caller's stamp must still settle (see "Racy stamps")
+      await settle(null); // the caller's stamp must still settle (see "Racy stamps")
       return;
     }
     this.forget(user);
@@ -237,7 +292,7 @@ export class ScanCache {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
         log.debug('cache store skipped: another writer holds the lock', { user });
-        await settleStamp(null, stamp.ctimeNs); // the caller's stamp must still settle (see "Racy stamps")
+        await settle(null); // the caller's stamp must still settle (see "Racy stamps")
         return;
       }
       throw err;
@@ -245,7 +300,7 @@ export class ScanCache {
     try {
       await writeAtomically(this.dir, file, async (tmp) => {
         // The temp file's own timestamps are the clock probe (see "Racy stamps").
-        if (await settleStamp(tmp, stamp.ctimeNs)) {
+        if (await settle(tmp)) {
           markRacy(buf);
           raw = { ...raw, racy: true };
         }

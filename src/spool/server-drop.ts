@@ -41,7 +41,8 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number): P
     scan = await scanFd(fd, 0, size, ctx.scanOptions);
   }
   if (found.kind !== 'hit') {
-    await ctx.cache.store(user, fd, stamp, scan).catch((err: Error) => log.warn('cache not written', { user, error: err.message }));
+    // The session need not wait for our own file: only what needs the lock happens before the reply.
+    await ctx.cache.storeInBackground(user, fd, stamp, scan).catch((err: Error) => log.warn('cache not written', { user, error: err.message }));
   }
   return { state: { scan, stamp, fingerprint: await fingerprintOf(fd, size) }, cache: found.kind };
 }
