@@ -219,17 +219,19 @@ describe('spool/cache', function () {
     expectMiss(await cache.lookup('alice', fd, stamp()), /UIDL/);
   });
 
-  it('storeInBackground: reads the spool before it resolves, writes after; lookups wait for the write', async function () {
+  it('storeInBackground: reads the spool before it resolves, writes after; same stamp answered from memory, others wait', async function () {
     const fresh = new ScanCache(path.join(dir, 'cache2'));
     const f2 = fs.openSync(spoolPath, 'r');
     await fresh.storeInBackground('bob', f2, stamp(f2), scan);
     fs.closeSync(f2); // the caller closes its descriptor at once: the write must not need it
-    // The file may not exist yet; a lookup in this process waits for it and hits.
-    const r = await fresh.lookup('bob', fd, stamp());
-    expect(r.kind).to.equal('hit');
+    // The same stamp is a hit at once, whether or not the file exists yet.
+    expect((await fresh.lookup('bob', fd, stamp())).kind).to.equal('hit');
+    // Mail appended: this lookup needs the file (a tail prefix is checked against it), so it waits.
+    fs.appendFileSync(spoolPath, buildSpool(1, N, scan.scanEnd).text);
+    expect((await fresh.lookup('bob', fd, stamp())).kind).to.equal('tail');
     // Another instance (another process) sees the file once every background write is done.
     await cacheWritesSettled();
-    expect((await new ScanCache(path.join(dir, 'cache2')).lookup('bob', fd, stamp())).kind).to.equal('hit');
+    expect((await new ScanCache(path.join(dir, 'cache2')).lookup('bob', fd, stamp())).kind).to.equal('tail');
     expect(fs.readdirSync(path.join(dir, 'cache2'))).to.deep.equal(['bob.cache']); // no probe or temp file left
   });
 

@@ -152,8 +152,8 @@ export async function cacheWritesSettled(): Promise<void> {
 export class ScanCache {
   private readonly dir: string;
   private readonly tag: string;
-  /** user → the background store in flight: lookup() and store() for that user wait for it. */
-  private readonly writing = new Map<string, Promise<void>>();
+  /** user → the background store in flight (storeInBackground). */
+  private readonly writing = new Map<string, { stamp: SpoolStamp; scan: ScanResult; racy: boolean; done: Promise<void> }>();
   /** user → parsed file, valid while the cache file keeps the same dev/ino/size/mtime/ctime. */
   private readonly memo = new Map<string, { fileKey: string; raw: Raw }>();
   private memoMessages = 0;
@@ -170,7 +170,13 @@ export class ScanCache {
   }
 
   async lookup(user: string, fd: number, stamp: SpoolStamp): Promise<CacheLookup> {
-    await this.writing.get(user);
+    const w = this.writing.get(user);
+    if (w) {
+      // The file being written would say "hit" (same stamp, settled): answer from memory
+      // instead of waiting for it; anything else waits for the file and reads it.
+      if (!w.racy && isExactHit(w.stamp, w.scan.scanEnd, stamp)) return { kind: 'hit', scan: { ...w.scan, messages: w.scan.messages.slice(), bytesRead: 0 } };
+      await w.done;
+    }
     try {
       const result = await this.lookupInner(user, fd, stamp);
       if (result.kind === 'miss') log.debug('cache miss', { user, reason: result.reason });
@@ -196,7 +202,7 @@ export class ScanCache {
     if (stamp.size < c.size) return { kind: 'miss', reason: 'spool shrank' };
     const sameTimes = c.mtimeNs === stamp.mtimeNs && c.ctimeNs === stamp.ctimeNs;
     if (stamp.size === c.size && !sameTimes) return { kind: 'miss', reason: 'spool rewritten (same size, new mtime/ctime)' };
-    if (sameTimes && stamp.size === c.size && BigInt(raw.scanEnd) === stamp.size) {
+    if (isExactHit(c, raw.scanEnd, stamp)) {
       if (raw.racy) return { kind: 'miss', reason: 'racy cache: spool changed within the timestamp resolution of the store' };
       return { kind: 'hit', scan: { ...raw.scan, messages: raw.scan.messages.slice() } };
     }
@@ -213,7 +219,7 @@ export class ScanCache {
    * was just restored, a read would set it again.
    */
   async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
-    await this.writing.get(user);
+    await this.writing.get(user)?.done;
     await this.write(user, fd, stamp, scan, fingerprint, null);
   }
 
@@ -223,21 +229,22 @@ export class ScanCache {
    * of its own, created and removed here: after the unlock a probe would prove nothing).
    * Serializing, validating, writing, syncing and renaming the file (tens of ms for
    * 50,000 messages) happen afterwards, while the session goes on; the spool is not read again.
-   * The next lookup() or store() for this user in this process waits for that write, so a
-   * client's second look finds the file; a failed write is logged, like a failed store().
+   * Until it is written, a lookup for this user in this process with the same stamp is
+   * answered from memory (what the file will say), any other lookup or store waits for it; a
+   * failed write is logged, like a failed store().
    */
   async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult): Promise<void> {
-    await this.writing.get(user);
+    await this.writing.get(user)?.done;
     const fingerprint = (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
     const racy = stamp.size === 0n && scan.scanEnd === 0 ? false : await this.settleWithProbe(stamp);
     const job: Promise<void> = this.write(user, -1, stamp, scan, fingerprint, racy)
       .catch((err: Error) => void log.warn('cache not written', { user, error: err.message }))
       .finally(() => {
         backgroundWrites.delete(job);
-        if (this.writing.get(user) === job) this.writing.delete(user);
+        if (this.writing.get(user)?.done === job) this.writing.delete(user);
       });
     backgroundWrites.add(job);
-    this.writing.set(user, job);
+    this.writing.set(user, { stamp, scan, racy, done: job });
   }
 
   /** settleStamp with a fresh probe file in the cache directory. */
@@ -378,6 +385,12 @@ export class ScanCache {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
+}
+
+/** Does a table stored for `stored` (scanned to scanEnd) describe the spool at `now` exactly? */
+function isExactHit(stored: SpoolStamp, scanEnd: number, now: SpoolStamp): boolean {
+  return stored.dev === now.dev && stored.ino === now.ino && stored.size === now.size
+    && stored.mtimeNs === now.mtimeNs && stored.ctimeNs === now.ctimeNs && BigInt(scanEnd) === now.size;
 }
 
 /**
