@@ -247,8 +247,10 @@ export class ScanCache {
     this.writing.set(user, { stamp, scan, racy, done: job });
   }
 
-  /** settleStamp with a fresh probe file in the cache directory. */
+  /** settleStamp with a fresh probe file in the cache directory (none needed when the spool
+   *  last changed RACY_MS ago or more: the wall-clock rule settles that at once). */
   private async settleWithProbe(stamp: SpoolStamp): Promise<boolean> {
+    if (Number(stamp.ctimeNs / 1_000_000n) + RACY_MS < Date.now()) return false;
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const probePath = path.join(this.dir, `.probe.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     const probe = await fsp.open(probePath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
