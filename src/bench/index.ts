@@ -170,9 +170,6 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         for (let round = 1; round <= rounds; round++) {
           for (const target of live) {
             progress.step(`${target.name}: ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
-            // The previous server's writes (copy mode's temp drop: the whole spool) go to disk
-            // now, not during this measurement.
-            spawnSync('sync', { stdio: 'ignore' });
             const t0 = Date.now();
             await run(once, target);
             progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
