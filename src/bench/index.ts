@@ -127,56 +127,51 @@ export async function runBench(opts: BenchOptions): Promise<number> {
 
   /** Repetitions of a workload: a and e take --reps, the long ones --transfer-reps. */
   const roundsOf = (label: string): number => ('bcdf'.includes(label[0]!) ? opts.transferReps : opts.reps);
-  /** Why `target` sits out a workload, or null. */
-  const skipReason = (target: Target, label: string): string | null =>
-    opts.skip.has(`${target.name}:${label[0]}`) ? 'skipped (--skip)'
-      : target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f' ? `skipped: ${target.name} (--workers ${target.workers}) runs workload f only`
-        : null;
-  const progress = new Progress(plan.reduce((sum, [label]) => sum + targets.reduce((n, t) => n + (skipReason(t, label) ? 1 : roundsOf(label)), 0), 0));
+  const progress = new Progress(targets.length * plan.reduce((sum, [label]) => sum + roundsOf(label), 0));
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
   /** What a workload sees in one round: one repetition of everything. */
   const once: Ctx = { ...ctx, opts: { ...opts, reps: 1, transferReps: 1 } };
-  // Workload by workload. Every server taking part is started afresh for the workload (after
-  // `sync`: none inherits another's memory, peak RSS, caches or writeback) and stays up while
-  // the workload runs round by round, one repetition on every server per round. The sides of a
-  // ratio are measured seconds apart, a slow spell of the shared machine (it comes and goes
-  // within minutes here) falls on one round of every server instead of on all the rounds of
-  // one, and each server's later rounds find it warmed up, as its repetitions did before.
+  // Workload by workload, and within a workload round by round: each round runs one
+  // repetition on every server in turn. The sides of a ratio are measured seconds apart, and a
+  // shared machine's slow spell (it comes and goes within minutes here) lands on one round of
+  // every server instead of on all the rounds of one; medians over rounds then compare like
+  // with like. Each (workload, round, server) gets a freshly started server after the previous
+  // writes are on disk: none inherits another's memory (peak RSS), caches or writeback.
   const broken = new Set<Target>();
   try {
     for (const [label, run] of plan) {
       const rounds = roundsOf(label);
-      const live: Target[] = [];
-      try {
-        for (const target of targets) {
-          const why = broken.has(target) ? 'skipped: it could not start' : skipReason(target, label);
-          if (why) {
-            progress.step(`${target.name}: ${label}`);
-            progress.info(why);
-            continue;
-          }
-          spawnSync('sync', { stdio: 'ignore' });
-          try {
-            await target.start();
-            live.push(target);
-          } catch (err) {
-            broken.add(target);
-            results.fail(target, 'start', (err as Error).message);
-            results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
-            progress.step(`${target.name}: ${label}`);
-            progress.info(`${target.name} could not start: ${(err as Error).message}`);
-          }
+      for (let round = 1; round <= rounds; round++) for (const target of targets) {
+        progress.step(`${target.name}: ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+        if (broken.has(target)) {
+          progress.info('skipped: it could not start');
+          continue;
         }
-        for (let round = 1; round <= rounds; round++) {
-          for (const target of live) {
-            progress.step(`${target.name}: ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
-            const t0 = Date.now();
-            await run(once, target);
-            progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-          }
+        if (opts.skip.has(`${target.name}:${label[0]}`)) {
+          progress.info('skipped (--skip)');
+          continue;
         }
-      } finally {
-        for (const target of live) await target.stop();
+        if (target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f') {
+          progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
+          continue;
+        }
+        spawnSync('sync', { stdio: 'ignore' });
+        try {
+          await target.start();
+        } catch (err) {
+          broken.add(target);
+          results.fail(target, 'start', (err as Error).message);
+          results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
+          progress.info(`${target.name} could not start: ${(err as Error).message}`);
+          continue;
+        }
+        try {
+          const t0 = Date.now();
+          await run(once, target);
+          progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        } finally {
+          await target.stop();
+        }
       }
     }
   } finally {
