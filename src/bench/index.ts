@@ -125,24 +125,18 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   if (big) plan.push([`e RETR ${big.label} message`, (c, t) => workloadE(c, t, big)]);
   if (small.length) plan.push([`f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, (c, t) => workloadF(c, t, small)]);
 
-  /** Repetitions of a workload: a and e take --reps, the long ones --transfer-reps. */
-  const roundsOf = (label: string): number => ('bcdf'.includes(label[0]!) ? opts.transferReps : opts.reps);
-  const progress = new Progress(targets.length * plan.reduce((sum, [label]) => sum + roundsOf(label), 0));
+  const progress = new Progress(targets.length * plan.length);
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
-  /** What a workload sees in one round: one repetition of everything. */
-  const once: Ctx = { ...ctx, opts: { ...opts, reps: 1, transferReps: 1 } };
-  // Workload by workload, and within a workload round by round: each round runs one
-  // repetition on every server in turn. The sides of a ratio are measured seconds apart, and a
-  // shared machine's slow spell (it comes and goes within minutes here) lands on one round of
-  // every server instead of on all the rounds of one; medians over rounds then compare like
-  // with like. Each (workload, round, server) gets a freshly started server after the previous
-  // writes are on disk: none inherits another's memory (peak RSS), caches or writeback.
+  // Workload by workload, every server in turn: the ratios the targets compare are measured
+  // minutes apart at most, not a whole run apart, so a shared machine's slow spell lands on
+  // all sides of a comparison instead of on one. Each (workload, server) pair gets a freshly
+  // started server after the previous writes are on disk: none inherits another's memory (peak
+  // RSS), caches or writeback.
   const broken = new Set<Target>();
   try {
     for (const [label, run] of plan) {
-      const rounds = roundsOf(label);
-      for (let round = 1; round <= rounds; round++) for (const target of targets) {
-        progress.step(`${target.name}: ${label}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+      for (const target of targets) {
+        progress.step(`${target.name}: ${label}`);
         if (broken.has(target)) {
           progress.info('skipped: it could not start');
           continue;
@@ -167,7 +161,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         }
         try {
           const t0 = Date.now();
-          await run(once, target);
+          await run(ctx, target);
           progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         } finally {
           await target.stop();

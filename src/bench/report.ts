@@ -270,7 +270,7 @@ function method(python: boolean): string[] {
     + 'the bench client un-stuffs every RETR reply and compares. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
     + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. Each workload starts on a freshly started server process, after `sync`, '
-    + 'so none inherits another\'s memory, caches or disk writeback; the run goes workload by workload and, within a workload, round by round: each round runs one repetition on every server in turn (each on a fresh server process), so the sides of a ratio are measured seconds apart, and a slow spell of the shared machine falls on one round of every server rather than on every round of one. The page cache is warm in all cases.',
+    + 'so none inherits another\'s memory, caches or disk writeback; the run goes workload by workload, each on every server in turn, so the sides of a ratio are measured minutes apart, not a whole run apart. The page cache is warm in all cases.',
     '- **cold** = first session after the spool changed (its mtime is moved, popspool\'s cache file and Dovecot\'s index are removed); **warm** = the next session.',
     python
       ? '- (b) and (c) use a python3 raw-socket client that sets TCP_NODELAY and re-arms TCP_QUICKACK after every recv (the kernel clears it), as the issue\'s orientation figures were measured: '
