@@ -252,8 +252,7 @@ export class ScanCache {
   private async settleWithProbe(stamp: SpoolStamp): Promise<boolean> {
     if (Number(stamp.ctimeNs / 1_000_000n) + RACY_MS < Date.now()) return false;
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const probePath = path.join(this.dir, `.probe.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    const probe = await fsp.open(probePath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    const { path: probePath, handle: probe } = await createTemp(this.dir, 'probe');
     try {
       return await settleStamp(probe, stamp.ctimeNs);
     } finally {
@@ -434,11 +433,17 @@ function markRacy(buf: Buffer): void {
   buf.writeUInt32LE(checksum(buf), CRC_OFFSET);
 }
 
+/** A new private file `.NAME.PID.RANDOM.tmp` in `dir` (never an existing file or a symlink). */
+async function createTemp(dir: string, name: string): Promise<{ path: string; handle: fsp.FileHandle }> {
+  const file = path.join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  return { path: file, handle };
+}
+
 /** temp file in the same directory + write + fsync + rename + fsync of the directory. `content`
  *  runs once the temp file exists and returns what to write. */
 async function writeAtomically(dir: string, file: string, content: (tmp: fsp.FileHandle) => Promise<Buffer>): Promise<void> {
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const h = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  const { path: tmp, handle: h } = await createTemp(dir, path.basename(file));
   try {
     try {
       await h.writeFile(await content(h));
