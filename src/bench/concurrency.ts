@@ -91,7 +91,7 @@ async function drainSession(port: number, user: string, pass: string, want: Map<
     const bad: string[] = [];
     for (let i = 1; i <= st.count; i++) {
       const got = await c.multi(`RETR ${i}`);
-      const m = mismatch(got, want.get(got.sha256));
+      const m = mismatch(got, want.get(got.sha256 ?? ''));
       if (m) bad.push(`${user} message ${i}: ${m}`);
       await c.cmd(`DELE ${i}`);
     }

@@ -59,7 +59,7 @@ async function scriptedServer(corrupt = 0, pipelining = false): Promise<{ port: 
 }
 
 /** digestLines always ends with a CRLF; the empty message's wire form is no bytes at all. */
-const WANT = MESSAGES.map((m) => (m.length ? digestLines(m) : { octets: 0, sha256: createHash('sha256').digest('hex') }));
+const WANT = MESSAGES.map((m) => (m.length ? digestLines(m) : { octets: 0, sha256: createHash('sha256').digest('hex'), crc32: 0 }));
 
 describe('bench python3 clients', function () {
   before(function () {

@@ -266,8 +266,8 @@ function journalSection(results: Results, info: RunInfo): string[] {
 function method(python: boolean): string[] {
   return ['## Method', '',
     '- Mailboxes are generated deterministically (seeded PRNG): 98.5 % text messages of 2–20 KB, 1.5 % with a base64 attachment of 100 KB–1 MB; '
-    + 'bodies contain lines starting with `.` and `>From `; LF line endings. The generator records the SHA-256 of each message\'s wire form; '
-    + 'the bench client un-stuffs every RETR reply and compares. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
+    + 'bodies contain lines starting with `.` and `>From `; LF line endings. The generator records the SHA-256 and CRC-32 of each message\'s wire form; '
+    + 'the bench client un-stuffs every RETR reply and compares its size and SHA-256, or in (e) its size and CRC-32: SHA-256 runs at about 1.1 GB/s on this kind of machine and would bound (e)\'s MB/s for every server, zlib\'s CRC-32 at about 3 GB/s. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
     + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. Each workload starts on a freshly started server process, after `sync`, '
     + 'so none inherits another\'s memory, caches or disk writeback; the run goes workload by workload, each on every server in turn, so the sides of a ratio are measured minutes apart, not a whole run apart. The page cache is warm in all cases.',
