@@ -63,7 +63,7 @@ describe('spool conformance: every drop × every lock strategy', function () {
         expect(next.messages.map((m) => m.uidl)).to.deep.equal(uidls.filter((_, i) => !deleted.has(i)));
         expect(next.messages.map((m) => m.size)).to.deep.equal(expected.filter((_, i) => !deleted.has(i)).map((m) => m.length));
         await next.close();
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
       });
     }
   }

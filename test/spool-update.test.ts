@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PopspoolError } from '../src/errors.js';
+import { backgroundSettled } from '../src/spool/background.js';
 import type { Drop } from '../src/spool/drop.js';
 import {
   killAll, message, quietLogs, runWorker, Sandbox, startWorker, waitFor, type WorkerResult,
@@ -65,7 +66,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         const st1 = fs.statSync(sb.spool);
         expect(st1.mtimeMs).to.equal(st0.mtimeMs);
         expect(st1.ino).to.equal(st0.ino);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
       });
 
       it('flags only with statusUpdate off (the default): read messages leave the spool untouched', async () => {
@@ -99,7 +100,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect(again.messages.map((m) => m.uidl)).to.deep.equal(drop.messages.map((m) => m.uidl));
         expect(await (await again.update({ deleted: new Set(), seen: new Set([2, 3]) })).case).to.equal('untouched');
         expect(sb.read().toString()).to.equal(expected);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
       });
 
       it('delete-all with nothing appended: the spool becomes empty, same inode, owner and mode', async () => {
@@ -111,7 +112,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         const st1 = fs.statSync(sb.spool);
         expect(st1.size).to.equal(0);
         expect([st1.ino, st1.mode, st1.uid, st1.gid]).to.deep.equal([st0.ino, st0.mode, st0.uid, st0.gid]);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
         const next = await sb.store({ holdLock }).open(sb.user);
         expect(next.messages).to.have.length(0);
         await next.close();
@@ -127,7 +128,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect(sb.read().toString()).to.equal(APPENDED);
         const st1 = fs.statSync(sb.spool);
         expect([st1.ino, st1.mode, st1.uid, st1.gid]).to.deep.equal([st0.ino, st0.mode, st0.uid, st0.gid]);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
       });
 
       it('general: survivors in order, byte-identical, then the appended tail; UIDLs of survivors kept', async () => {
@@ -143,7 +144,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         const st1 = fs.statSync(sb.spool);
         expect([st1.ino, st1.mode, st1.uid, st1.gid]).to.deep.equal([st0.ino, st0.mode, st0.uid, st0.gid]);
         expect(st1.mtimeMs).to.be.greaterThan(st0.mtimeMs);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
         const next = await sb.store({ holdLock }).open(sb.user);
         expect(next.messages.map((m) => m.uidl).slice(0, 3)).to.deep.equal([uidls[1], uidls[3], uidls[4]]);
         expect(next.messages).to.have.length(4);
@@ -209,7 +210,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       expect(err).to.be.instanceOf(PopspoolError);
       expect(err.code).to.equal('SYS_TEMP');
       expect(sb.read().equals(otherWriters), 'spool is exactly what the other writer left').to.equal(true);
-      expect(sb.pendingFiles()).to.deep.equal([]);
+      expect(await sb.pendingFiles()).to.deep.equal([]);
     }
 
     it('a kept message edited in place (same size) → SYS_TEMP, nothing changed', async () => {
@@ -296,7 +297,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       const drop = await sb.store({ mode: 'copy' }).open(sb.user);
       expect(drop.info.mode).to.equal('copy');
       expect(fs.statSync(sb.spool).size, 'spool emptied').to.equal(0);
-      expect(sb.pendingFiles()).to.include('drops/alice.pop');
+      expect(await sb.pendingFiles()).to.include('drops/alice.pop');
       expect(await readMsg(drop, 3)).to.equal(content(MSGS[3]!));
       fs.appendFileSync(sb.spool, APPENDED);
       const out = await drop.update({ deleted: new Set([1, 4]), seen: new Set() });
@@ -304,7 +305,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       expect(sb.read().toString()).to.equal(MSGS[0]! + MSGS[2]! + MSGS[3]! + APPENDED);
       const st1 = fs.statSync(sb.spool);
       expect([st1.ino, st1.mode, st1.uid, st1.gid]).to.deep.equal([st0.ino, st0.mode, st0.uid, st0.gid]);
-      expect(sb.pendingFiles()).to.deep.equal([]);
+      expect(await sb.pendingFiles()).to.deep.equal([]);
     });
 
     it('a session ending without QUIT puts everything back (plus what arrived meanwhile)', async () => {
@@ -314,7 +315,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       await drop.close();
       await drop.close(); // idempotent
       expect(sb.read().toString()).to.equal(SPOOL + APPENDED);
-      expect(sb.pendingFiles()).to.deep.equal([]);
+      expect(await sb.pendingFiles()).to.deep.equal([]);
     });
 
     it('delete-all in copy mode leaves only the mail that arrived meanwhile', async () => {
@@ -342,7 +343,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         const crashed = await runWorker(sb.workerArgs({ mode: 'copy', action: 'close' }), { POPSPOOL_FAULT: 'crash:spool-emptied' });
         expect(crashed.signal).to.equal('SIGKILL');
         expect(fs.statSync(sb.spool).size).to.equal(0);
-        expect(sb.pendingFiles()).to.include('drops/alice.pop');
+        expect(await sb.pendingFiles()).to.include('drops/alice.pop');
         fs.appendFileSync(sb.spool, APPENDED); // mail that arrived after the crash
         const store = sb.store({ mode: 'copy' });
         if (via === 'recoverAll') expect(await store.recoverAll()).to.equal(1);
@@ -351,7 +352,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect(drop.messages).to.have.length(6);
         await drop.close();
         expect(sb.read().toString()).to.equal(SPOOL + APPENDED);
-        expect(sb.pendingFiles()).to.deep.equal([]);
+        expect(await sb.pendingFiles()).to.deep.equal([]);
       });
     }
   });
@@ -408,6 +409,20 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       const full = await session();
       expect(full.drop.info).to.include({ cache: 'miss', bytesScanned: buf.length });
       expect(full.read).to.be.at.least(buf.length);
+    });
+
+    it('an update\'s cache file and image unlink, done after the reply, are complete once background work settles', async () => {
+      sb.write(SPOOL);
+      const drop = await sb.store().open(sb.user);
+      await drop.update({ deleted: new Set([1]), seen: new Set() });
+      await backgroundSettled();
+      expect(fs.readdirSync(path.join(sb.stateDir, 'journal'))).to.deep.equal([]);
+      // A fresh store (as another process would) finds the file for the spool as now written.
+      const next = await sb.store().open(sb.user);
+      expect(next.info).to.include({ cache: 'hit', bytesScanned: 0 });
+      expect(next.messages).to.have.length(4);
+      expect(await readMsg(next, 1)).to.equal(content(MSGS[2]!));
+      await next.close();
     });
   });
 

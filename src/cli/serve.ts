@@ -22,7 +22,7 @@ import { dropPrivileges } from '../server/privileges.js';
 import { listenFds } from '../server/systemd.js';
 import type { PeerInfo } from '../pop3/peer.js';
 import { SpoolStore } from '../spool/store.js';
-import { cacheWritesSettled } from '../spool/cache.js';
+import { backgroundSettled } from '../spool/background.js';
 import { prewarmScanWorker } from '../mbox/index.js';
 import { filterOpener } from '../filter/filtered-drop.js';
 import { DEFAULT_LOCK_OPTIONS } from '../lock/index.js';
@@ -107,7 +107,7 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
     draining = true;
     void drain(server, config.drainTimeout * 1000, signal)
       .then(() => admin?.close())
-      .then(() => cacheWritesSettled())
+      .then(() => backgroundSettled())
       .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

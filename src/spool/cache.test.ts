@@ -9,7 +9,8 @@ import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import { msum } from '../mbox/msum.js';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
-import { cacheWritesSettled, ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
+import { backgroundSettled } from './background.js';
+import { ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
 
 // The file layout (see the comment atop cache.ts) for the 5-message cache built in beforeEach.
 const HEADER_SIZE = 128;
@@ -230,7 +231,7 @@ describe('spool/cache', function () {
     fs.appendFileSync(spoolPath, buildSpool(1, N, scan.scanEnd).text);
     expect((await fresh.lookup('bob', fd, stamp())).kind).to.equal('tail');
     // Another instance (another process) sees the file once every background write is done.
-    await cacheWritesSettled();
+    await backgroundSettled();
     expect((await new ScanCache(path.join(dir, 'cache2')).lookup('bob', fd, stamp())).kind).to.equal('tail');
     expect(fs.readdirSync(path.join(dir, 'cache2'))).to.deep.equal(['bob.cache']); // no probe or temp file left
   });
@@ -240,7 +241,7 @@ describe('spool/cache', function () {
     await fresh.storeInBackground('carol', fd, stamp(), scan);
     const shorter: ScanResult = { messages: scan.messages.slice(0, 1), scanEnd: scan.messages[1]!.fromOffset, bytesRead: 0 };
     await fresh.store('carol', fd, stamp(), shorter);
-    await cacheWritesSettled();
+    await backgroundSettled();
     const r = await new ScanCache(path.join(dir, 'cache3')).lookup('carol', fd, stamp());
     expect(r.kind).to.equal('tail'); // the table of the later store(), which stops short of EOF
   });

@@ -75,6 +75,7 @@ import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log as rootLog } from '../obs/log.js';
+import { afterReply } from './background.js';
 
 const log = rootLog.child({ component: 'cache' });
 
@@ -140,14 +141,6 @@ type Raw = {
 
 /** Thrown inside parsing; turned into a miss reason. */
 class Invalid extends Error {}
-
-/** Every background store in this process (storeInBackground), for an orderly exit. */
-const backgroundWrites = new Set<Promise<void>>();
-
-/** Resolves once every cache file being written in the background is written (or given up). */
-export async function cacheWritesSettled(): Promise<void> {
-  while (backgroundWrites.size > 0) await Promise.all([...backgroundWrites]);
-}
 
 export class ScanCache {
   private readonly dir: string;
@@ -231,19 +224,18 @@ export class ScanCache {
    * 50,000 messages) happen afterwards, while the session goes on; the spool is not read again.
    * Until it is written, a lookup for this user in this process with the same stamp is
    * answered from memory (what the file will say), any other lookup or store waits for it; a
-   * failed write is logged, like a failed store().
+   * failed write is logged, like a failed store(). `fingerprint` as for store(). The write is
+   * tracked by afterReply (background.ts), so a draining server waits for it.
    */
-  async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult): Promise<void> {
+  async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
     await this.writing.get(user)?.done;
-    const fingerprint = (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
+    fingerprint ??= (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
     const racy = stamp.size === 0n && scan.scanEnd === 0 ? false : await this.settleWithProbe(stamp);
-    const job: Promise<void> = this.write(user, -1, stamp, scan, fingerprint, racy)
+    const job: Promise<void> = afterReply(this.write(user, -1, stamp, scan, fingerprint, racy)
       .catch((err: Error) => void log.warn('cache not written', { user, error: err.message }))
       .finally(() => {
-        backgroundWrites.delete(job);
         if (this.writing.get(user)?.done === job) this.writing.delete(user);
-      });
-    backgroundWrites.add(job);
+      }));
     this.writing.set(user, { stamp, scan, racy, done: job });
   }
 

@@ -72,12 +72,16 @@ async function writeBack(
       const { messages, scanEnd } = drop.scan;
       const reader = new WindowReader(drop.fd, scanEnd);
       const sum = createMessageSum();
-      for (let i = 0; i < messages.length; i++) {
-        if (!keep(i)) continue;
-        const m = messages[i]!;
-        const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-        const edit = flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-        await copyVerified(reader, m, next, img, edit, sum);
+      try {
+        for (let i = 0; i < messages.length; i++) {
+          if (!keep(i)) continue;
+          const m = messages[i]!;
+          const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
+          const edit = flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
+          await copyVerified(reader, m, next, img, edit, sum);
+        }
+      } finally {
+        await reader.close();
       }
     } else {
       // No scan (recovery): the whole temp drop goes back verbatim.

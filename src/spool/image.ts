@@ -2,13 +2,14 @@
  * The new image of a rewrite (DESIGN.md §4): built in a private temp file beside the journal,
  * every byte checksummed as it is appended, fsynced before the journal names it. A failure while
  * building discards it; the spool has not been touched yet. Appends are gathered into IO_CHUNK
- * writes: a rewrite of 1,000 messages is a few dozen syscalls, not two per message.
+ * writes: a rewrite of 1,000 messages is a few dozen syscalls, not two per message, and each
+ * write runs while the next chunk is gathered.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
-import { copyRange, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, pwriteAll } from './io.js';
+import { copyRange, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, Overlapped, pwriteAll } from './io.js';
 
 /** What the journal records of a sealed image. */
 export interface SealedImage {
@@ -25,9 +26,13 @@ export function imagePathFor(dir: string, user: string): string {
 export class ImageBuilder {
   private length = 0;
   private crc = 0;
-  /** Appended bytes not yet written: [flushed, length) of the image. */
-  private readonly pending = Buffer.allocUnsafe(IO_CHUNK);
+  /** Appended bytes not yet written: [length - pendingLength, length) of the image. */
+  private pending = Buffer.allocUnsafe(IO_CHUNK);
   private pendingLength = 0;
+  /** The other gathering buffer, free once `writer` has settled. */
+  private spare = Buffer.allocUnsafe(IO_CHUNK);
+  /** The write of the previous gathered chunk, running while the next one is gathered. */
+  private readonly writer = new Overlapped();
 
   private constructor(readonly imagePath: string, private readonly fd: number) {}
 
@@ -39,9 +44,11 @@ export class ImageBuilder {
     try {
       await fill(image);
       await image.flush();
+      await image.writer.settled();
       // Data and size are what recovery reads; the name is made durable by fsyncDir below.
       await fdatasync(image.fd);
     } catch (err) {
+      await image.writer.quiet(); // no write may still run on the descriptor being closed
       await fclose(image.fd).catch(() => {});
       await fs.promises.unlink(imagePath).catch(() => {});
       throw err;
@@ -58,9 +65,10 @@ export class ImageBuilder {
 
   /** Appends a copy of `buf` (the caller may reuse it once this resolves). */
   async append(buf: Buffer): Promise<void> {
-    this.crc = zlib.crc32(buf, this.crc);
     if (this.pendingLength + buf.length > this.pending.length) await this.flush();
     if (buf.length >= this.pending.length) {
+      await this.writer.settled();
+      this.crc = zlib.crc32(buf, this.crc);
       await pwriteAll(this.fd, buf, this.length);
     } else {
       buf.copy(this.pending, this.pendingLength);
@@ -72,15 +80,22 @@ export class ImageBuilder {
   /** Appends [pos, pos+len) of `src` verbatim. */
   async appendRange(src: number, pos: number, len: number): Promise<void> {
     await this.flush();
+    await this.writer.settled();
     await copyRange(src, pos, len, this.fd, this.length, (c) => (this.crc = zlib.crc32(c, this.crc)));
     this.length += len;
   }
 
-  /** Writes the gathered appends at their place in the file. */
+  /**
+   * Checksums the gathered appends and starts writing them at their place in the file; gathering
+   * goes on in the other buffer meanwhile (one call of crc32 per chunk, not per message).
+   */
   private async flush(): Promise<void> {
     if (this.pendingLength === 0) return;
-    const n = this.pendingLength;
+    const chunk = this.pending.subarray(0, this.pendingLength);
+    this.crc = zlib.crc32(chunk, this.crc);
+    await this.writer.settled(); // the spare buffer's write is done: it may be refilled
+    this.writer.start(pwriteAll(this.fd, chunk, this.length - chunk.length));
+    [this.pending, this.spare] = [this.spare, this.pending];
     this.pendingLength = 0;
-    await pwriteAll(this.fd, this.pending.subarray(0, n), this.length - n);
   }
 }

@@ -1,4 +1,4 @@
-// Unit tests for io.ts helpers: WindowReader, ReadAhead and rangeStream.
+// Unit tests for io.ts helpers: WindowReader, ReadAhead, rangeStream, copyRange; and ImageBuilder.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
-import { rangeStream, ReadAhead, WindowReader } from './io.js';
+import zlib from 'node:zlib';
+import { ImageBuilder } from './image.js';
+import { copyRange, rangeStream, ReadAhead, WindowReader } from './io.js';
 
 /** Runs `fn` on a descriptor of a temp file holding `data`, then closes and removes it. */
 async function withTempFile(data: Buffer, flags: 'r' | 'r+', fn: (fd: number) => Promise<void>): Promise<void> {
@@ -45,6 +47,65 @@ describe('spool io', () => {
       await new WindowReader(fd, data.length + 10).at(data.length, 5).catch((e: unknown) => { err = e; });
       expect((err as NodeJS.ErrnoException).code).to.equal('ESHORT');
     });
+  });
+
+  it('WindowReader with its read-ahead: random increasing walks (exact window ends, jumps, skipped windows) see the file bytes', async () => {
+    const data = randomBytes(5 * (1 << 20) + 777);
+    await withTempFile(data, 'r', async (fd) => {
+      for (let trial = 0; trial < 20; trial++) {
+        const r = new WindowReader(fd, data.length);
+        let pos = Math.floor(Math.random() * 1000);
+        while (pos < data.length) {
+          const max = 1 + Math.floor(Math.random() * (trial % 2 ? 3 << 20 : 40_000));
+          const c = await r.at(pos, max);
+          expect(c.length).to.be.within(1, max);
+          expect(c.equals(data.subarray(pos, pos + c.length)), `at ${pos}`).to.equal(true);
+          const roll = Math.random();
+          // Mostly the next byte (walking on), sometimes a skip past a window or two.
+          pos += roll < 0.8 ? c.length : c.length + Math.floor(Math.random() * (roll < 0.95 ? 50_000 : 2.5 * (1 << 20)));
+        }
+        await r.close();
+      }
+    });
+  });
+
+  it('copyRange (overlapped) and ImageBuilder (gathered, overlapped writes) produce the exact bytes and crc32', async () => {
+    const data = randomBytes(4 * (1 << 20) + 4321);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const src = path.join(dir, 'src');
+      fs.writeFileSync(src, data);
+      const sfd = fs.openSync(src, 'r');
+      const dst = path.join(dir, 'dst');
+      const dfd = fs.openSync(dst, 'w+');
+      let seen = 0;
+      await copyRange(sfd, 100, data.length - 200, dfd, 7, (c) => { expect(c.equals(data.subarray(100 + seen, 100 + seen + c.length))).to.equal(true); seen += c.length; });
+      fs.closeSync(dfd);
+      expect(seen).to.equal(data.length - 200);
+      expect(fs.readFileSync(dst).subarray(7).equals(data.subarray(100, data.length - 100))).to.equal(true);
+      // Appends of every size, small (gathered) and larger than a chunk (written directly), then a range.
+      const pieces: Buffer[] = [];
+      const image = await ImageBuilder.build(dir, 'u', async (img) => {
+        for (let off = 0, k = 0; off < 3 << 20; k++) {
+          const n = k % 17 === 16 ? (1 << 20) + 5 : 1 + Math.floor(Math.random() * 70_000);
+          const piece = Buffer.from(data.subarray(off, off + n));
+          pieces.push(Buffer.from(piece));
+          await img.append(piece);
+          piece.fill(0); // the caller may reuse its buffer once append resolves
+          off += n;
+        }
+        await img.appendRange(sfd, 10, 300_000);
+        pieces.push(data.subarray(10, 300_010));
+      });
+      fs.closeSync(sfd);
+      const want = Buffer.concat(pieces);
+      const got = fs.readFileSync(image.imagePath);
+      expect(got.equals(want)).to.equal(true);
+      expect(image.newLength).to.equal(want.length);
+      expect(image.imageCrc).to.equal(zlib.crc32(want));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ReadAhead.reach: the furthest following message within MAX bytes, at least the message itself', () => {

@@ -97,36 +97,76 @@ export async function pwriteAll(fd: number, buf: Buffer, pos: number): Promise<v
 /**
  * Copies [srcPos, srcPos+len) of `src` to `dst` at `dstPos`, in bounded chunks. `onChunk` sees
  * every chunk (for checksums or verification) before it is written; it may throw to abort.
+ * Two buffers: the read of one chunk runs while the previous chunk is being written.
  */
 export async function copyRange(
   src: number, srcPos: number, len: number, dst: number, dstPos: number,
   onChunk?: (chunk: Buffer) => void,
 ): Promise<void> {
-  const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
+  const size = Math.min(IO_CHUNK, Math.max(len, 1));
+  const bufs = [Buffer.allocUnsafe(size), len > size ? Buffer.allocUnsafe(size) : null];
+  const writer = new Overlapped();
   let done = 0;
-  while (done < len) {
-    const want = Math.min(buf.length, len - done);
-    const n = await fsRead(src, buf, 0, want, srcPos + done);
-    if (n === 0) throw Object.assign(new Error(`short read at ${srcPos + done}: file shrank during copy`), { code: 'ESHORT' });
-    const chunk = buf.subarray(0, n);
-    onChunk?.(chunk);
-    await pwriteAll(dst, chunk, dstPos + done);
-    done += n;
+  try {
+    for (let k = 0; done < len; k++) {
+      const buf = bufs[k & 1]!;
+      const n = await fsRead(src, buf, 0, Math.min(buf.length, len - done), srcPos + done);
+      if (n === 0) throw Object.assign(new Error(`short read at ${srcPos + done}: file shrank during copy`), { code: 'ESHORT' });
+      const chunk = buf.subarray(0, n);
+      onChunk?.(chunk);
+      await writer.settled(); // the previous write (from the other buffer) is done
+      writer.start(pwriteAll(dst, chunk, dstPos + done));
+      done += n;
+    }
+    await writer.settled();
+  } catch (err) {
+    await writer.quiet();
+    throw err;
+  }
+}
+
+/**
+ * At most one write in flight while the caller prepares the next buffer. Its failure is
+ * reported by the next settled(); quiet() waits for it and ignores it (before giving up, so no
+ * write is still running on a descriptor about to be closed).
+ */
+export class Overlapped {
+  private inFlight: Promise<void> | null = null;
+
+  start(write: Promise<void>): void {
+    write.catch(() => {}); // handled by settled() or quiet(); never an unhandled rejection
+    this.inFlight = write;
+  }
+
+  async settled(): Promise<void> {
+    const w = this.inFlight;
+    this.inFlight = null;
+    if (w) await w;
+  }
+
+  async quiet(): Promise<void> {
+    await this.settled().catch(() => {});
   }
 }
 
 /**
  * Sequential reads of one file through a window of IO_CHUNK bytes: callers walk many small
- * ranges (messages) in increasing order and cost one read per window, not one per range.
+ * ranges (messages) in increasing order and cost one read per window, not one per range. The
+ * next window is read ahead (into a second buffer) while the caller works on the current one.
  */
 export class WindowReader {
-  private readonly buf: Buffer;
+  private buf: Buffer;
+  private spare: Buffer | null;
   private start = 0;
   private length = 0;
+  /** The read of the window after this one, into `spare`: its position and byte count. */
+  private ahead: { pos: number; got: Promise<number> } | null = null;
 
   /** Reads never go past `limit` (the end of what the caller will ask for). */
   constructor(readonly fd: number, private readonly limit: number) {
-    this.buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(limit, 1)));
+    const size = Math.min(IO_CHUNK, Math.max(limit, 1));
+    this.buf = Buffer.allocUnsafe(size);
+    this.spare = limit > size ? Buffer.allocUnsafe(size) : null;
   }
 
   /**
@@ -135,25 +175,57 @@ export class WindowReader {
    */
   async at(pos: number, max: number): Promise<Buffer> {
     if (pos < this.start || pos >= this.start + this.length) {
-      const want = Math.max(1, Math.min(this.buf.length, this.limit - pos));
-      let got = 0;
-      while (got < want) {
-        const n = await fsRead(this.fd, this.buf, got, want - got, pos + got);
-        if (n === 0) break;
-        got += n;
+      const ahead = this.ahead;
+      this.ahead = null;
+      const got = ahead ? await ahead.got.catch(() => -1) : -1;
+      if (ahead && got > 0 && pos >= ahead.pos && pos < ahead.pos + got) {
+        [this.buf, this.spare] = [this.spare!, this.buf];
+        this.start = ahead.pos;
+        this.length = got;
+      } else {
+        await this.fill(pos);
       }
-      if (got === 0) throw Object.assign(new Error(`short read at ${pos}: file ended early`), { code: 'ESHORT' });
-      this.start = pos;
-      this.length = got;
+      this.readAhead();
     }
     const off = pos - this.start;
     return this.buf.subarray(off, off + Math.min(max, this.length - off));
+  }
+
+  /** Reads the window at `pos` into `buf`, waiting for it. */
+  private async fill(pos: number): Promise<void> {
+    const want = Math.max(1, Math.min(this.buf.length, this.limit - pos));
+    let got = 0;
+    while (got < want) {
+      const n = await fsRead(this.fd, this.buf, got, want - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got === 0) throw Object.assign(new Error(`short read at ${pos}: file ended early`), { code: 'ESHORT' });
+    this.start = pos;
+    this.length = got;
+  }
+
+  /** Starts reading the window after the current one into the spare buffer (a short or failed
+   *  read is simply not used: at() then reads the window itself and reports the problem). */
+  private readAhead(): void {
+    const pos = this.start + this.length;
+    if (!this.spare || pos >= this.limit) return;
+    const got = fsRead(this.fd, this.spare, 0, Math.min(this.spare.length, this.limit - pos), pos);
+    got.catch(() => {});
+    this.ahead = { pos, got };
   }
 
   /** A private copy of exactly [pos, pos+len) (fewer bytes only at end of file). */
   async copy(pos: number, len: number): Promise<Buffer> {
     if (pos >= this.start && pos + len <= this.start + this.length) return Buffer.from(this.buf.subarray(pos - this.start, pos - this.start + len));
     return preadExact(this.fd, pos, len);
+  }
+
+  /** Waits for a read still running (before the descriptor is closed or the reader dropped). */
+  async close(): Promise<void> {
+    const ahead = this.ahead;
+    this.ahead = null;
+    if (ahead) await ahead.got.catch(() => 0);
   }
 }
 

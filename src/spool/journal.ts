@@ -39,6 +39,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
+import { log } from '../obs/log.js';
+import { afterReply } from './background.js';
 import { copyRange, crcRange, faultPoint, fclose, fdatasync, fopen, fstat, fsyncDir, ftruncate, preadExact, pwriteAll } from './io.js';
 import { ImageBuilder } from './image.js';
 
@@ -177,7 +179,10 @@ async function advance(journalFile: string, spoolFd: number, rec: JournalRecord)
   await removeQuietly(journalFile);
   await fsyncDir(path.dirname(journalFile));
   await faultPoint('journal-removed');
-  await removeQuietly(rec.imagePath);
+  // The rewrite is complete. Unlinking the image (milliseconds for a large one on a filesystem
+  // mounted with discard) need not delay the reply: once no journal names it, it is an orphan
+  // that removeOrphanImages deletes at start-up should we crash first.
+  afterReply(removeQuietly(rec.imagePath).catch((err: Error) => void log.warn('update image not removed', { image: rec.imagePath, error: err.message })));
 }
 
 export type RecoveryResult = 'none' | 'discarded' | 'recovered';

@@ -167,7 +167,8 @@ export class ServerDrop implements Drop {
       }
       const result = await runServerUpdate(this.ctx.updateTarget(this.user, this.fd), this.state, { deleted: req.deleted, flagged });
       if (result.after) {
-        await this.ctx.cache.store(this.user, this.fd, result.after.stamp, result.after.scan, result.after.cacheFingerprint)
+        // The file itself is written after the +OK: only the stamp's settling needs the lock.
+        await this.ctx.cache.storeInBackground(this.user, this.fd, result.after.stamp, result.after.scan, result.after.cacheFingerprint)
           .catch((err: Error) => log.warn('cache not written', { user: this.user, error: err.message }));
       }
       return this.outcome(result.case, req, result.bytesRewritten, lockWaitMs, t0);

@@ -134,14 +134,18 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
   const reader = new WindowReader(fd, scanEnd);
   const sum = createMessageSum();
   const image = await ImageBuilder.build(target.journalDir, target.user, async (img) => {
-    for (let i = Math.max(changed, 0); i < messages.length; i++) {
-      if (plan.deleted.has(i)) continue;
-      const m = messages[i]!;
-      const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
-      const at = W + img.size;
-      const edit = plan.flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
-      await copyVerified(reader, m, next, img, edit, sum);
-      layout.push({ m, at, edited: edit !== null, span: W + img.size - at });
+    try {
+      for (let i = Math.max(changed, 0); i < messages.length; i++) {
+        if (plan.deleted.has(i)) continue;
+        const m = messages[i]!;
+        const next = i + 1 < messages.length ? messages[i + 1]!.fromOffset : scanEnd;
+        const at = W + img.size;
+        const edit = plan.flagged.has(i) ? statusEdit(await reader.copy(m.start, Math.min(m.bodyStart - m.start, 4096)), m) : null;
+        await copyVerified(reader, m, next, img, edit, sum);
+        layout.push({ m, at, edited: edit !== null, span: W + img.size - at });
+      }
+    } finally {
+      await reader.close();
     }
     await img.appendRange(fd, scanEnd, size - scanEnd);
   });

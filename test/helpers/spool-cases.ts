@@ -87,8 +87,8 @@ export function expectOneOf(actual: Buffer, before: string, after: string, tail:
  * renamed into place (removed at that user's next login, not by recoverAll), and orphan images
  * when recovery ran at login rather than at start-up (`imagesOk`).
  */
-export function expectNoPending(sb: Sandbox, imagesOk: boolean, what: string): void {
-  const files = sb.pendingFiles();
+export async function expectNoPending(sb: Sandbox, imagesOk: boolean, what: string): Promise<void> {
+  const files = await sb.pendingFiles();
   const left = files.filter((f) => !f.endsWith('.tmp'))
     .filter((f) => !(f.endsWith('.pop.meta') && !files.includes(f.slice(0, -'.meta'.length))))
     .filter((f) => !(imagesOk && f.endsWith('.image')));

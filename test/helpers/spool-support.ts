@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LOCK_OPTIONS } from '../../src/lock/index.js';
 import { log } from '../../src/obs/log.js';
+import { backgroundSettled } from '../../src/spool/background.js';
 import { SpoolStore, type SpoolSettings } from '../../src/spool/store.js';
 import type { WorkerArgs, WorkerEvent } from './spool-worker.js';
 
@@ -120,8 +121,10 @@ export class Sandbox {
     return { spool: this.template, user: this.user, mode: 'server', stateDir: this.stateDir, lockTimeoutMs: 3_000, ...over };
   }
 
-  /** Files left in the state directory's journal/ and drops/ (recovery must leave none). */
-  pendingFiles(): string[] {
+  /** Files left in the state directory's journal/ and drops/ (recovery must leave none), once
+   *  the work left running after replies (background.ts) is done. */
+  async pendingFiles(): Promise<string[]> {
+    await backgroundSettled();
     const out: string[] = [];
     for (const sub of ['journal', 'drops']) {
       const d = path.join(this.stateDir, sub);

@@ -1,0 +1,19 @@
+/**
+ * Work a session starts and leaves running after its reply: cache files written after the
+ * login +OK, an update's image file unlinked after the QUIT +OK. None of it is part of a crash
+ * argument (a lost cache file is a miss; an image no journal names is an orphan that start-up
+ * removes), but an orderly exit waits for it, so a drained server leaves no half-done work.
+ */
+const pending = new Set<Promise<void>>();
+
+/** Tracks `work` until it settles. Its failure must already be handled (logged) by the caller. */
+export function afterReply(work: Promise<void>): Promise<void> {
+  const tracked = work.finally(() => pending.delete(tracked));
+  pending.add(tracked);
+  return tracked;
+}
+
+/** Resolves once all work handed to afterReply (including work started meanwhile) has settled. */
+export async function backgroundSettled(): Promise<void> {
+  while (pending.size > 0) await Promise.allSettled([...pending]);
+}
