@@ -253,6 +253,16 @@ export class MboxScanner {
           const isCR = chunk[e] === CR;
           this.lf++;
           if (isCR) this.crlf++;
+          const next = e + (isCR ? 2 : 1);
+          const b = next < n ? chunk[next]! : LF;
+          if (b !== 0x46 && b !== LF && b !== CR) {
+            // In a body, an empty line followed by a line that cannot be a From_ line (it does
+            // not start with 'F') nor be empty is plain content: it changes nothing but the
+            // counts, so the kernel goes on from that line instead of the candidate path.
+            lineStart = base + next;
+            i = next;
+            continue;
+          }
           this.lineStart = base + e;
           this.setPending(isCR ? 2 : 1, isCR);
           this.startLine(this.lineStart + (isCR ? 2 : 1));
