@@ -66,25 +66,15 @@
  *       (i32.store offset=0 (i32.const 0) (local.get $lf))  (i32.store offset=4 (i32.const 0) (local.get $crlf))
  *       (i32.sub (i32.const 0) (i32.add (local.get $a) (i32.const 1))))) ;; -q
  */
+import { I32_CONST, i32const, MODULE_HEADER, name, section, uleb, vec, WA } from '../wasm/asm.js';
 
-/** Minimal typing of the WebAssembly JS API (the project's lib settings do not include it). */
-export interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (desc: { initial: number; maximum?: number }) => WasmMemory;
-}
-const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** Wasm memory page size. */
 export const WASM_PAGE = 65536;
 
 // Opcodes used below (core and the 0xFD SIMD prefix).
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22, I32_STORE = 0x36;
-const I32_CONST = 0x41, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_AND = 0x71, I32_SHL = 0x74, I32_CTZ = 0x68, I32_POPCNT = 0x69, I32_GT_U = 0x4b;
+const I32_ADD = 0x6a, I32_SUB = 0x6b, I32_AND = 0x71, I32_SHL = 0x74, I32_CTZ = 0x68, I32_POPCNT = 0x69, I32_GT_U = 0x4b;
 const BLOCK = 0x02, LOOP = 0x03, IF = 0x04, END = 0x0b, BR = 0x0c, BR_IF = 0x0d, RETURN = 0x0f, VOID = 0x40;
 const V128_LOAD = [0xfd, 0x00], I8X16_SPLAT = [0xfd, 0x0f], I8X16_EQ = [0xfd, 0x23], V128_AND = [0xfd, 0x4e];
 const V128_OR = [0xfd, 0x50], V128_ANY_TRUE = [0xfd, 0x53], I8X16_BITMASK = [0xfd, 0x64];
@@ -101,16 +91,6 @@ const LFS = 6, CRS = 7, L = 8, C = 9, DET = 10, V = 11, L0 = 12, ACCL = 16, ACCC
 /** Fast-path turns between flushes of the byte counters: a lane gains at most 4 per turn. */
 const FLUSH_TURNS = 63;
 
-/** An i32.const instruction: its immediate is a signed LEB128 (so 64..127 take two bytes). */
-function i32const(v: number): number[] {
-  const out: number[] = [I32_CONST];
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 const load = (offset: number): number[] => [LOCAL_GET, A, ...V128_LOAD, 0, offset];
 const get = (k: number): number[] => [LOCAL_GET, k];
 const eqAt = (offset: number, splat: number): number[] => [...load(offset), ...get(splat), ...I8X16_EQ];
@@ -214,23 +194,9 @@ const SUM_BODY: number[] = [
   END,
 ];
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, content: number[]): number[] => [id, ...uleb(content.length), ...content];
-const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'latin1')];
-
 /** The module's binary. */
 export const KERNEL_WASM = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  ...MODULE_HEADER,
   ...section(1, vec([[0x60, 2, I32, I32, 1, I32], [0x60, 3, I32, I32, I32, 0]])), // type 0: (i32, i32) -> i32; type 1: (i32, i32, i32) -> ()
   ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, 0x00]])), // import memory e.m, min 0
   ...section(3, vec([[0], [1]])), // function 0 has type 0, function 1 type 1

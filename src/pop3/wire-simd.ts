@@ -19,6 +19,7 @@
  * DST: output (2×chunk + 16: every byte may double, and the 16-byte store may run past the end).
  * The instance is shared by all sessions: encode() is synchronous, so no two calls interleave.
  */
+import { MODULE_HEADER, name, section, uleb, WA, type WasmMemory } from '../wasm/asm.js';
 
 /** Input bytes per kernel call; larger chunks are fed in pieces. */
 export const SIMD_CHUNK = 256 * 1024;
@@ -84,49 +85,28 @@ const BODY: number[] = [
   ...END,
 ];
 
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-const section = (id: number, bytes: number[]): number[] => [id, ...leb(bytes.length), ...bytes];
-const name = (s: string): number[] => [s.length, ...Buffer.from(s, 'latin1')];
-
 function moduleBytes(): Uint8Array {
   const locals = [2, 8, 0x7f, 3, 0x7b]; // 8 × i32, 3 × v128
   const fn = [...locals, ...BODY];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, [1, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f]),
     ...section(3, [1, 0]),
-    ...section(5, [1, 0x00, ...leb(PAGES)]),
+    ...section(5, [1, 0x00, ...uleb(PAGES)]),
     ...section(7, [2, ...name('encode'), 0x00, 0, ...name('mem'), 0x02, 0]),
-    ...section(10, [1, ...leb(fn.length), ...fn]),
+    ...section(10, [1, ...uleb(fn.length), ...fn]),
   ]);
 }
 
 type Kernel = (src: number, end: number, dst: number, flags: number) => number;
 
-/** The part of the WebAssembly global used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { encode: Kernel; mem: { buffer: ArrayBuffer } } };
-}
-
 /** The instance, or null where WebAssembly SIMD is unavailable (the JS encoder is used then). */
 const kernel = ((): { encode: Kernel; mem: Uint8Array; state: Int32Array } | null => {
   try {
     if (process.env.POPSPOOL_NO_SIMD) return null; // lets tests and operators force the JS path
-    const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
     const bytes = moduleBytes();
-    if (!wasm || !wasm.validate(bytes)) return null;
-    const { exports } = new wasm.Instance(new wasm.Module(bytes));
+    if (!WA || !WA.validate(bytes)) return null;
+    const exports = new WA.Instance(new WA.Module(bytes)).exports as { encode: Kernel; mem: WasmMemory };
     const buffer = exports.mem.buffer; // fixed size: the module never grows its memory
     return { encode: exports.encode, mem: new Uint8Array(buffer), state: new Int32Array(buffer, 0, 2) };
   } catch {
