@@ -35,7 +35,7 @@ const GET = (l: number): number[] => [0x20, l];
 const SET = (l: number): number[] => [0x21, l];
 const TEE = (l: number): number[] => [0x22, l];
 const C = (n: number): number[] => [0x41, n]; // small non-negative constants only (< 64)
-const LOAD8U = [0x2d, 0x00, 0x00], STORE8 = [0x3a, 0x00, 0x00], STORE32 = [0x36, 0x02, 0x00];
+const LOAD8U = [0x2d, 0x00, 0x00], STORE8 = [0x3a, 0x00, 0x00], STORE8_1 = [0x3a, 0x00, 0x01], STORE32 = [0x36, 0x02, 0x00];
 const EQZ = [0x45], EQ = [0x46], LE_U = [0x4d], GE_U = [0x4f];
 const CTZ = [0x68], ADD = [0x6a], SUB = [0x6b], AND = [0x71], OR = [0x72], SHL = [0x74], SHR_U = [0x76];
 const V_LOAD = [0xfd, 0x00, 0x00, 0x00], V_STORE = [0xfd, 0x0b, 0x00, 0x00];
@@ -61,7 +61,20 @@ const BODY: number[] = [
   ...GET(V), ...GET(LFV), ...EQ8, ...GET(V), ...GET(CRV), ...EQ8, ...V_OR, ...BITMASK8, ...TEE(M), ...EQZ, ...IF,
   ...inc(I, C(16)), ...inc(O, C(16)), ...C(0), ...SET(PCR), ...BR(2),
   ...END,
-  ...GET(M), ...CTZ, ...TEE(K), ...IF,
+  ...GET(M), ...CTZ, ...SET(K),
+  // The first of them an LF not right after a CR (k > 0: the byte before it is ordinary): the
+  // 16-byte store already put that LF at o+k; make it CR LF, and judge the next line's first
+  // byte here, so an ordinary one goes straight on in this fast path.
+  ...GET(I), ...GET(K), ...ADD, ...LOAD8U, ...C(10), ...EQ,
+  ...GET(K), ...EQZ, ...EQZ, ...GET(PCR), ...EQZ, ...OR, ...AND, ...IF,
+  ...GET(O), ...GET(K), ...ADD, ...C(13), ...STORE8,
+  ...GET(O), ...GET(K), ...ADD, ...C(10), ...STORE8_1,
+  ...inc(I, [...GET(K), ...C(1), ...ADD]), ...inc(O, [...GET(K), ...C(2), ...ADD]), ...C(0), ...SET(PCR),
+  ...C(1), ...SET(BOL),
+  ...GET(I), ...GET(END_), ...GE_U, ...EQZ, ...IF, ...GET(I), ...LOAD8U, ...C(46), ...EQ, ...SET(BOL), ...END,
+  ...BR(2),
+  ...END,
+  ...GET(K), ...IF,
   ...inc(I, GET(K)), ...inc(O, GET(K)), ...C(0), ...SET(PCR),
   ...END,
   ...END,
