@@ -6,9 +6,12 @@
  */
 const pending = new Set<Promise<void>>();
 
-/** Tracks `work` until it settles. Its failure must already be handled (logged) by the caller. */
+/**
+ * Tracks `work` until it settles. The caller handles (logs) its failure; one it did not handle
+ * is dropped here rather than become an unhandled rejection, which would end the server.
+ */
 export function afterReply(work: Promise<void>): Promise<void> {
-  const tracked = work.finally(() => pending.delete(tracked));
+  const tracked = work.catch(() => {}).finally(() => pending.delete(tracked));
   pending.add(tracked);
   return tracked;
 }
