@@ -215,17 +215,3 @@ export function sha512Wasm(): Sha512Wasm | null {
   }
   return instance;
 }
-
-/** Pads `len` message bytes at `msg` in place (0x80, zeros, 128-bit big-endian bit length); returns the block count. */
-export function padSha512(mem: Uint8Array, msg: number, len: number): number {
-  const blocks = Math.floor((len + 16) / 128) + 1;
-  const end = msg + blocks * 128;
-  mem[msg + len] = 0x80;
-  mem.fill(0, msg + len + 1, end - 4);
-  const bits = len * 8; // < 2^32 for any message that fits the memory
-  mem[end - 4] = bits >>> 24;
-  mem[end - 3] = (bits >>> 16) & 0xff;
-  mem[end - 2] = (bits >>> 8) & 0xff;
-  mem[end - 1] = bits & 0xff;
-  return blocks;
-}
