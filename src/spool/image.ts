@@ -27,10 +27,11 @@ export class ImageBuilder {
   private length = 0;
   private crc = 0;
   /** Appended bytes not yet written: [length - pendingLength, length) of the image. */
-  private pending = Buffer.allocUnsafe(IO_CHUNK);
+  private pending: Buffer = Buffer.allocUnsafe(IO_CHUNK);
   private pendingLength = 0;
-  /** The other gathering buffer, free once `writer` has settled. */
-  private spare = Buffer.allocUnsafe(IO_CHUNK);
+  /** The other gathering buffer, free once `writer` has settled; made at the first flush that
+   *  must go on gathering (a small image never needs it). */
+  private spare: Buffer | null = null;
   /** The write of the previous gathered chunk, running while the next one is gathered. */
   private readonly writer = new Overlapped();
 
@@ -95,7 +96,7 @@ export class ImageBuilder {
     this.crc = zlib.crc32(chunk, this.crc);
     await this.writer.settled(); // the spare buffer's write is done: it may be refilled
     this.writer.start(pwriteAll(this.fd, chunk, this.length - chunk.length));
-    [this.pending, this.spare] = [this.spare, this.pending];
+    [this.pending, this.spare] = [this.spare ?? Buffer.allocUnsafe(IO_CHUNK), this.pending];
     this.pendingLength = 0;
   }
 }

@@ -80,8 +80,19 @@ describe('spool io', () => {
       const dfd = fs.openSync(dst, 'w+');
       let seen = 0;
       await copyRange(sfd, 100, data.length - 200, dfd, 7, (c) => { expect(c.equals(data.subarray(100 + seen, 100 + seen + c.length))).to.equal(true); seen += c.length; });
-      fs.closeSync(dfd);
       expect(seen).to.equal(data.length - 200);
+      // A source that ends early is ESHORT, whether the copy fits one chunk or not.
+      for (const len of [data.length + 10, 1000]) {
+        const tiny = path.join(dir, `tiny-${len}`);
+        fs.writeFileSync(tiny, data.subarray(0, len === 1000 ? 600 : data.length));
+        const tfd = fs.openSync(tiny, 'r');
+        const sink = fs.openSync(path.join(dir, `sink-${len}`), 'w');
+        const err = await copyRange(tfd, 0, len, sink, 0).then(() => null, (e: NodeJS.ErrnoException) => e);
+        fs.closeSync(tfd);
+        fs.closeSync(sink);
+        expect(err?.code, `copy of ${len} bytes`).to.equal('ESHORT');
+      }
+      fs.closeSync(dfd);
       expect(fs.readFileSync(dst).subarray(7).equals(data.subarray(100, data.length - 100))).to.equal(true);
       // Appends of every size, small (gathered) and larger than a chunk (written directly), then a range.
       const pieces: Buffer[] = [];

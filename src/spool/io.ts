@@ -104,12 +104,14 @@ export async function copyRange(
   onChunk?: (chunk: Buffer) => void,
 ): Promise<void> {
   const size = Math.min(IO_CHUNK, Math.max(len, 1));
-  const bufs = [Buffer.allocUnsafe(size), len > size ? Buffer.allocUnsafe(size) : null];
+  // The second buffer only when a second read comes (a copy that fits one chunk takes one
+  // read, unless the file ended early: that read then reports it).
+  const bufs: (Buffer | undefined)[] = [Buffer.allocUnsafe(size), undefined];
   const writer = new Overlapped();
   let done = 0;
   try {
     for (let k = 0; done < len; k++) {
-      const buf = bufs[k & 1]!;
+      const buf = (bufs[k & 1] ??= Buffer.allocUnsafe(size));
       const n = await fsRead(src, buf, 0, Math.min(buf.length, len - done), srcPos + done);
       if (n === 0) throw Object.assign(new Error(`short read at ${srcPos + done}: file shrank during copy`), { code: 'ESHORT' });
       const chunk = buf.subarray(0, n);
