@@ -50,7 +50,7 @@ interface Trial {
 }
 
 /** Outcome of one trial: whether the fault fired. */
-type TrialResult = { fired: boolean; state: 'before' | 'after' };
+type TrialResult = { fired: boolean; state: 'before' | 'after'; committed?: boolean };
 
 async function crashTrial(t: Trial, after: string): Promise<TrialResult> {
   const what = `${t.c.name} / ${t.fault} #${t.count} / recovery by ${t.recoverVia}`;
@@ -78,6 +78,9 @@ async function crashTrial(t: Trial, after: string): Promise<TrialResult> {
       await expectNoPending(sb, true, what);
     }
     const state = expectOneOf(sb.read(), beforeOf(t.c, opened), after, mail.stored, what);
+    // A crash after the client was answered (the commit point) must not undo the answer.
+    const committed = r.events.some((e) => e.event === 'committed');
+    if (committed) expect(state, `${what}: committed, then undone`).to.equal('after');
     // And a new session sees exactly that, ending with the delivered message.
     const drop = await sb.store().open(sb.user);
     const last = drop.messages.length - 1;
@@ -85,7 +88,7 @@ async function crashTrial(t: Trial, after: string): Promise<TrialResult> {
     for await (const ch of await drop.read(last)) chunks.push(ch as Buffer);
     await drop.close();
     expect(Buffer.concat(chunks).toString('latin1'), what).to.equal(mail.stored.slice(mail.stored.indexOf('\n') + 1, -1));
-    return { fired: true, state };
+    return { fired: true, state, committed };
   } finally {
     sb.cleanup();
   }
@@ -153,6 +156,12 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
         expect(states, 'a crash after the journal was written completes the update').to.include('after');
         expect(states, 'a crash before the journal was written keeps every message').to.include('before');
       }
+      // A server-mode update answers at the commit point: a crash while the image is copied in
+      // comes after the answer (so the check above, "committed, then undone", was exercised).
+      const copied = c.steps.indexOf('image-copied');
+      if (c.args.mode === 'server' && c.args.action === 'update' && copied >= 0) {
+        expect(results[copied]!.committed, 'answered before the image was copied in').to.equal(true);
+      }
     });
 
     if ((FULL || PWRITE_SWEEP.includes(c.name)) && !NO_PWRITE.includes(c.name)) it(`${c.name}: SIGKILL at every pwrite`, async () => {
@@ -214,6 +223,10 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
           return { fired: false, state: 'after' };
         }
         if (r.error) expect(r.error.code, `${what}: ${r.error.message}`).to.equal('SYS_TEMP');
+        // Once the client has been answered (the commit point), the update must not report a
+        // failure, and nothing but the answered outcome may come of it.
+        const committed = r.events.some((e) => e.event === 'committed');
+        if (committed) expect(r.error, `${what}: failed after the commit point`).to.equal(undefined);
         if (t.c.args.mode === 'server' && !fs.existsSync(journal)) {
           // No journal: the spool is exactly as it was — or, when the failure came after the
           // journal was already removed (the commit point), exactly as the QUIT left it.
@@ -223,7 +236,9 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
         const drop = await sb.store({ mode: 'server' }).open(sb.user);
         await drop.close();
         await expectNoPending(sb, true, what);
-        return { fired: true, state: expectOneOf(sb.read(), before, after, '', what) };
+        const state = expectOneOf(sb.read(), before, after, '', what);
+        if (committed) expect(state, `${what}: committed, then not applied`).to.equal('after');
+        return { fired: true, state };
       } finally {
         sb.cleanup();
       }

@@ -444,6 +444,50 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       await again.close();
     }).timeout(10_000);
 
+    for (const holdLock of [false, true]) {
+      it(`holdLock ${holdLock}: at the commit point the spool is unwritten, the journal durable, and a new login waits for the rewrite, not IN_USE`, async () => {
+        sb.write(SPOOL);
+        const store = sb.store({ holdLock });
+        const first = await store.open(sb.user);
+        let next: Promise<Drop> | null = null;
+        let calls = 0;
+        let spoolAtCommit = '';
+        let journalAtCommit: string[] = [];
+        const done = first.update({
+          deleted: new Set([1, 3]), seen: new Set(),
+          onCommitted: () => {
+            calls++;
+            spoolAtCommit = sb.read().toString('latin1');
+            journalAtCommit = fs.readdirSync(path.join(sb.stateDir, 'journal')).filter((f) => f.endsWith('.journal'));
+            // The session lock is already free: this login must not fail IN_USE; it waits
+            // for the mailbox lock, which the update holds until the spool is written.
+            next = store.open(sb.user);
+          },
+        });
+        await done;
+        expect(calls).to.equal(1);
+        expect(spoolAtCommit).to.equal(SPOOL);
+        expect(journalAtCommit).to.deep.equal([`${sb.user}.journal`]);
+        const again = await next!;
+        expect(again.messages).to.have.length(3);
+        expect(await readMsg(again, 1)).to.equal(content(MSGS[2]!));
+        await again.close();
+        expect(sb.read().toString('latin1')).to.equal([MSGS[0], MSGS[2], MSGS[4]].join(''));
+      });
+    }
+
+    it('updates that need no journal never call onCommitted (untouched, delete-all truncate)', async () => {
+      sb.write(SPOOL);
+      let calls = 0;
+      const onCommitted = (): void => void calls++;
+      const a = await sb.store().open(sb.user);
+      await a.update({ deleted: new Set(), seen: new Set([0]), onCommitted });
+      const b = await sb.store().open(sb.user);
+      await b.update({ deleted: new Set([0, 1, 2, 3, 4]), seen: new Set(), onCommitted });
+      expect(calls).to.equal(0);
+      expect(sb.read().length).to.equal(0);
+    });
+
     it('a second worker process rejects IN_USE while the first holds the session', async () => {
       sb.write(SPOOL);
       const first = startWorker(sb.workerArgs({ action: 'close', waitStdin: true, lockTimeoutMs: 20_000 }));

@@ -60,8 +60,12 @@ export function validateLockMethods(list: unknown): LockMethod[] {
   return [...seen];
 }
 
-/** Keys of spools locked (or being locked) by some session of this process. */
-const processTable = new Set<string>();
+/**
+ * Keys of spools locked (or being locked) by some session of this process, each with a promise
+ * that settles when that holder lets go: a waiter in this process wakes then, not after a
+ * random sleep (a login right after a QUIT waits for that update's last write, not for 0.1–1 s).
+ */
+const processTable = new Map<string, Promise<void>>();
 
 function fstatAsync(fd: number): Promise<{ dev: number; ino: number }> {
   return new Promise((res, rej) => fstat(fd, (err, st) => (err ? rej(err) : res({ dev: st.dev, ino: st.ino }))));
@@ -163,19 +167,26 @@ export async function acquireMailboxLock(spoolPath: string, fd: number | null, o
   if (id) keys.push(`ino:${id.dev}:${id.ino}`);
   let lastBusy = '';
   for (let rounds = 1; ; rounds++) {
-    if (keys.some((k) => processTable.has(k))) {
+    const holder = keys.map((k) => processTable.get(k)).find((p) => p !== undefined);
+    if (holder) {
       lastBusy = `${spoolPath} is locked by another session of this process`;
     } else {
-      for (const k of keys) processTable.add(k);
+      let letGo!: () => void;
+      const gone = new Promise<void>((r) => (letGo = r));
+      const free = (): void => {
+        for (const k of keys) processTable.delete(k);
+        letGo();
+      };
+      for (const k of keys) processTable.set(k, gone);
       let r: Round;
       try {
         r = await round(spoolPath, fd, id, opts);
       } catch (err) {
-        for (const k of keys) processTable.delete(k);
+        free();
         throw err;
       }
-      if (r.undo) return held(r.undo, keys, spoolPath, Date.now() - started);
-      for (const k of keys) processTable.delete(k);
+      if (r.undo) return held(r.undo, free, spoolPath, Date.now() - started);
+      free();
       lastBusy = r.busy;
     }
     const left = deadline - Date.now();
@@ -183,18 +194,27 @@ export async function acquireMailboxLock(spoolPath: string, fd: number | null, o
       throw new LockBusyError(`mailbox is locked: ${lastBusy} (gave up after ${Date.now() - started} ms, ${rounds} attempts)`);
     }
     log.debug('mailbox lock busy, retrying', { component: 'lock', spool: spoolPath, why: lastBusy });
-    await sleep(Math.min(left, RETRY_MIN_MS + Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS)));
+    if (holder) await settledOrAfter(holder, left);
+    else await sleep(Math.min(left, RETRY_MIN_MS + Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS)));
   }
 }
 
-function held(undo: Undo[], keys: readonly string[], spoolPath: string, waitedMs: number): HeldLock {
+/** Waits until `p` settles or `ms` pass, whichever comes first (the timer does not outlive it). */
+async function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function held(undo: Undo[], free: () => void, spoolPath: string, waitedMs: number): HeldLock {
   let releasing: Promise<void> | null = null;
   return {
     waitedMs,
     release(): Promise<void> {
-      releasing ??= undoAll(undo, spoolPath).finally(() => {
-        for (const k of keys) processTable.delete(k);
-      });
+      releasing ??= undoAll(undo, spoolPath).finally(free);
       return releasing;
     },
   };

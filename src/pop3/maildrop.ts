@@ -82,7 +82,8 @@ export class Maildrop {
     return n - 1;
   }
 
-  update(): Promise<UpdateOutcome> {
-    return this.drop.update({ deleted: new Set(this.deleted), seen: new Set(this.seen) });
+  /** The UPDATE phase; `onCommitted` as in UpdateRequest (the session answers QUIT there). */
+  update(onCommitted?: () => void): Promise<UpdateOutcome> {
+    return this.drop.update({ deleted: new Set(this.deleted), seen: new Set(this.seen), ...(onCommitted ? { onCommitted } : {}) });
   }
 }

@@ -232,11 +232,19 @@ export class Pop3Session implements CommandContext {
   async enterUpdate(): Promise<Outcome> {
     this.state = 'UPDATE';
     const md = this.maildrop;
+    const signOff = (): Outcome => ok(`popspool signing off (${md.count} messages left)`);
     try {
-      const res = await md.update();
+      // A journaled rewrite answers as soon as it is durable (DESIGN.md §4's commit point):
+      // the client goes on while the image is copied into the spool; the connection is closed
+      // only when that is done, so a client that waits for the close sees the final spool.
+      const res = await md.update(() => {
+        this.quitAnswered = true;
+        this.send(statusLine(signOff()) + '\r\n');
+        this.flush().catch(() => undefined);
+      });
       this.updateCase = res.case;
       this.updateOutcome = res;
-      return ok(`popspool signing off (${md.count} messages left)`);
+      return signOff();
     } catch (e) {
       this.updateCase = 'failed';
       log.error('update failed', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
@@ -248,6 +256,8 @@ export class Pop3Session implements CommandContext {
     }
   }
   private lastMd: Maildrop | undefined;
+  /** The QUIT's +OK went out at the update's commit point, before the update finished. */
+  private quitAnswered = false;
 
   // ---- lifecycle ------------------------------------------------------------------------
 
@@ -336,7 +346,7 @@ export class Pop3Session implements CommandContext {
         return this.sendMessage(o.text, o.body);
       case 'quit': {
         this.endReason = this.quitReason(o.reply);
-        this.send(statusLine(o.reply) + '\r\n');
+        if (!this.quitAnswered) this.send(statusLine(o.reply) + '\r\n');
         await this.close();
         return false;
       }

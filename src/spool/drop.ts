@@ -39,6 +39,15 @@ export interface UpdateRequest {
   /** 0-based indexes of messages retrieved (RETR, or TOP of the whole body): candidates for
    *  `Status: RO` when statusUpdate is on. */
   readonly seen: ReadonlySet<number>;
+  /**
+   * Called at most once, when a rewrite is durable (its journal written) and before the spool
+   * itself is written: the outcome is decided, so the caller may answer its client. update()
+   * still resolves only when the rewrite is complete and the locks are released; the session
+   * lock is released before this call, so the client can log in again at once (its login then
+   * waits for the mailbox lock). After this call update() does not reject: a failure to
+   * finish is logged, and the journal completes the rewrite at the next lock or start-up.
+   */
+  readonly onCommitted?: () => void;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The new image of a rewrite (DESIGN.md §4): built in a private temp file beside the journal,
- * every byte checksummed as it is appended, fsynced before the journal names it. A failure while
+ * every byte checksummed (msum, mbox/msum.ts) as it is appended, fsynced before the journal names it. A failure while
  * building discards it; the spool has not been touched yet. Appends are gathered into IO_CHUNK
  * writes: a rewrite of 1,000 messages is a few dozen syscalls, not two per message, and each
  * write runs while the next chunk is gathered.
@@ -8,14 +8,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import zlib from 'node:zlib';
+import { createMessageSum } from '../mbox/msum.js';
 import { copyRange, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, Overlapped, pwriteAll } from './io.js';
 
 /** What the journal records of a sealed image. */
 export interface SealedImage {
   readonly imagePath: string;
   readonly newLength: number;
-  readonly imageCrc: number;
+  /** msum of the image's bytes. (It was zlib's crc32 until journal version 2: crc32 ran at
+   *  ~2 GB/s here, a quarter of the time to commit a 16 MB rewrite; msum runs at ~16 GB/s.) */
+  readonly imageSum: number;
 }
 
 /** A fresh, unique image path; the pid in the name lets start-up cleanup spot orphans. */
@@ -25,7 +27,7 @@ export function imagePathFor(dir: string, user: string): string {
 
 export class ImageBuilder {
   private length = 0;
-  private crc = 0;
+  private readonly sum = createMessageSum();
   /** Appended bytes not yet written: [length - pendingLength, length) of the image. */
   private pending: Buffer = Buffer.allocUnsafe(IO_CHUNK);
   private pendingLength = 0;
@@ -56,7 +58,7 @@ export class ImageBuilder {
     }
     await fclose(image.fd);
     await fsyncDir(dir);
-    return { imagePath, newLength: image.length, imageCrc: image.crc };
+    return { imagePath, newLength: image.length, imageSum: image.sum.digest() };
   }
 
   /** Bytes appended so far. */
@@ -69,7 +71,7 @@ export class ImageBuilder {
     if (this.pendingLength + buf.length > this.pending.length) await this.flush();
     if (buf.length >= this.pending.length) {
       await this.writer.settled();
-      this.crc = zlib.crc32(buf, this.crc);
+      this.sum.update(buf);
       await pwriteAll(this.fd, buf, this.length);
     } else {
       buf.copy(this.pending, this.pendingLength);
@@ -82,18 +84,18 @@ export class ImageBuilder {
   async appendRange(src: number, pos: number, len: number): Promise<void> {
     await this.flush();
     await this.writer.settled();
-    await copyRange(src, pos, len, this.fd, this.length, (c) => (this.crc = zlib.crc32(c, this.crc)));
+    await copyRange(src, pos, len, this.fd, this.length, (c) => this.sum.update(c));
     this.length += len;
   }
 
   /**
    * Checksums the gathered appends and starts writing them at their place in the file; gathering
-   * goes on in the other buffer meanwhile (one call of crc32 per chunk, not per message).
+   * goes on in the other buffer meanwhile (one checksum call per chunk, not per message).
    */
   private async flush(): Promise<void> {
     if (this.pendingLength === 0) return;
     const chunk = this.pending.subarray(0, this.pendingLength);
-    this.crc = zlib.crc32(chunk, this.crc);
+    this.sum.update(chunk);
     await this.writer.settled(); // the spare buffer's write is done: it may be refilled
     this.writer.start(pwriteAll(this.fd, chunk, this.length - chunk.length));
     [this.pending, this.spare] = [this.spare ?? Buffer.allocUnsafe(IO_CHUNK), this.pending];

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { Readable } from 'node:stream';
+import { createMessageSum } from '../mbox/msum.js';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
 
 export function fsRead(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
@@ -243,6 +244,20 @@ export async function crcRange(fd: number, pos: number, len: number, seed = 0): 
     done += n;
   }
   return crc;
+}
+
+/** msum (mbox/msum.ts) of [pos, pos+len): the check of a journal's image. */
+export async function sumRange(fd: number, pos: number, len: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
+  const sum = createMessageSum();
+  let done = 0;
+  while (done < len) {
+    const n = await fsRead(fd, buf, 0, Math.min(buf.length, len - done), pos + done);
+    if (n === 0) throw Object.assign(new Error(`short read at ${pos + done}`), { code: 'ESHORT' });
+    sum.update(buf, 0, n);
+    done += n;
+  }
+  return sum.digest();
 }
 
 /** fsync a directory, so a rename or unlink in it is durable. */

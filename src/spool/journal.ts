@@ -41,13 +41,14 @@ import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
 import { log } from '../obs/log.js';
 import { afterReply } from './background.js';
-import { copyRange, crcRange, faultPoint, fclose, fdatasync, fopen, fstat, fsyncDir, ftruncate, preadExact, pwriteAll } from './io.js';
+import { copyRange, crcRange, faultPoint, fclose, fdatasync, fopen, fstat, fsyncDir, ftruncate, preadExact, pwriteAll, sumRange } from './io.js';
 import { ImageBuilder } from './image.js';
 
 export type JournalState = 'prepared' | 'sized' | 'written' | 'zeroed';
 
 export interface JournalRecord {
-  readonly version: 1;
+  /** 2 since the image's check is msum; a journal of version 1 (crc32) is still recovered. */
+  readonly version: 1 | 2;
   readonly dev: string;
   readonly ino: string;
   /** W: where the image goes. */
@@ -57,7 +58,10 @@ export interface JournalRecord {
   /** L: the image's length. */
   readonly newLength: number;
   readonly imagePath: string;
-  readonly imageCrc: number;
+  /** msum of the image (version 2). */
+  readonly imageSum?: number;
+  /** zlib crc32 of the image (version 1 only). */
+  readonly imageCrc?: number;
   /** Files to delete once the image is in place (a copy-mode temp drop merged back). */
   readonly alsoRemove: readonly string[];
   readonly state: JournalState;
@@ -96,7 +100,8 @@ export async function readJournal(file: string): Promise<JournalRecord | null> {
   const m = /^popspool-journal (\d+) (\{.*\})\n$/s.exec(text);
   if (!m || zlib.crc32(m[2]!) !== Number(m[1])) throw new Error(`journal ${file} is corrupt (bad header or checksum)`);
   const rec = JSON.parse(m[2]!) as JournalRecord;
-  if (rec.version !== 1) throw new Error(`journal ${file} has unknown version ${String(rec.version)}`);
+  if (rec.version !== 1 && rec.version !== 2) throw new Error(`journal ${file} has unknown version ${String(rec.version)}`);
+  if (typeof (rec.version === 1 ? rec.imageCrc : rec.imageSum) !== 'number') throw new Error(`journal ${file} has no image checksum`);
   return rec;
 }
 
@@ -109,11 +114,19 @@ async function removeQuietly(file: string): Promise<void> {
 /**
  * Starts a journaled rewrite: the image file is complete and fsynced. Runs it to the end.
  * The caller holds the mailbox lock and passes the spool's read-write descriptor.
+ *
+ * `committed` runs once the journal is durable, before the spool is touched: the rewrite is
+ * then decided (a crash from here on is completed by recovery, never undone), so a caller may
+ * answer its client there while the copy into the spool goes on under the same lock.
  */
-export async function commitImage(journalFile: string, spoolFd: number, rec: Omit<JournalRecord, 'version' | 'state'>): Promise<void> {
-  const full: JournalRecord = { version: 1, ...rec, state: 'prepared' };
+export async function commitImage(
+  journalFile: string, spoolFd: number, rec: Omit<JournalRecord, 'version' | 'state'>,
+  committed?: () => Promise<void> | void,
+): Promise<void> {
+  const full: JournalRecord = { version: 2, ...rec, state: 'prepared' };
   await writeJournal(journalFile, full);
   await faultPoint('journal-prepared');
+  await committed?.();
   await advance(journalFile, spoolFd, full);
 }
 
@@ -213,7 +226,9 @@ export async function recoverJournal(journalFile: string, spoolFd: number | null
   if (img === null) throw new PopspoolError('SYS_TEMP', `update journal ${journalFile} names a missing image ${rec.imagePath}; spool left untouched`);
   try {
     const imgSize = Number((await fstat(img)).size);
-    if (imgSize !== L || (await crcRange(img, 0, L)) !== rec.imageCrc) {
+    const intact = imgSize === L
+      && (rec.version === 1 ? (await crcRange(img, 0, L)) === rec.imageCrc : (await sumRange(img, 0, L)) === rec.imageSum);
+    if (!intact) {
       throw new PopspoolError('SYS_TEMP', `update image ${rec.imagePath} does not match its journal; spool left untouched`);
     }
     const F = Number(st.size);
@@ -246,7 +261,8 @@ export async function recoverJournal(journalFile: string, spoolFd: number | null
       await out.appendRange(img, 0, L);
       await out.appendRange(spoolFd!, E, F - E);
     });
-    const next: JournalRecord = { ...rec, oldSize: F, ...image, state: 'prepared' };
+    const { imageCrc: _v1, ...kept } = rec;
+    const next: JournalRecord = { ...kept, version: 2, oldSize: F, ...image, state: 'prepared' };
     await writeJournal(journalFile, next);
     await removeQuietly(rec.imagePath);
     await advance(journalFile, spoolFd!, next);

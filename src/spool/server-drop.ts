@@ -157,6 +157,14 @@ export class ServerDrop implements Drop {
       ? new Set([...req.seen].filter((i) => !req.deleted.has(i) && this.state.scan.messages[i] && needsStatusEdit(this.state.scan.messages[i]!)))
       : new Set<number>();
     let lockWaitMs = 0;
+    let committed = false;
+    const onCommitted = req.onCommitted && (async (): Promise<void> => {
+      committed = true;
+      // The POP session is over once its outcome is durable: a new login may start (and wait
+      // for the mailbox lock, which this drop keeps until the spool is written).
+      await this.releaseSession();
+      req.onCommitted!();
+    });
     try {
       if (req.deleted.size === 0 && flagged.size === 0) {
         return this.outcome('untouched', req, 0, 0, t0);
@@ -165,7 +173,7 @@ export class ServerDrop implements Drop {
         this.lock = await this.ctx.lockSpool(this.fd, this.spoolPath);
         lockWaitMs = this.lock.waitedMs;
       }
-      const result = await runServerUpdate(this.ctx.updateTarget(this.user, this.fd), this.state, { deleted: req.deleted, flagged });
+      const result = await runServerUpdate(this.ctx.updateTarget(this.user, this.fd), this.state, { deleted: req.deleted, flagged }, onCommitted);
       if (result.after) {
         // The file itself is written after the +OK: only the stamp's settling needs the lock.
         await this.ctx.cache.storeInBackground(this.user, this.fd, result.after.stamp, result.after.scan, result.after.cacheFingerprint)
@@ -183,6 +191,11 @@ export class ServerDrop implements Drop {
         return this.outcome('general', req, 0, lockWaitMs, t0);
       }
       log.error('update failed', { user: this.user, mode: 'server', error: (err as Error).message, journal: finished });
+      if (committed) {
+        // The client has its +OK: the journal is durable and finishes the rewrite at the next
+        // lock (a login, or start-up); the deletions are not lost, only late.
+        return this.outcome('general', req, 0, lockWaitMs, t0);
+      }
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed', { cause: err });
     } finally {
       await this.close();

@@ -104,9 +104,12 @@ export function statusEdit(head: Buffer, m: ScannedMessage): { at: number; remov
 
 /**
  * Runs steps 2–5. Throws PopspoolError(SYS_TEMP) — after changing nothing — when the spool is
- * not what was scanned or a kept message no longer matches its checksum.
+ * not what was scanned or a kept message no longer matches its checksum. `committed` runs
+ * when a journaled rewrite has become durable (see commitImage); cheaper cases never call it.
  */
-export async function runServerUpdate(target: UpdateTarget, state: ScanState, wanted: ServerUpdatePlan): Promise<ServerUpdateResult> {
+export async function runServerUpdate(
+  target: UpdateTarget, state: ScanState, wanted: ServerUpdatePlan, committed?: () => Promise<void> | void,
+): Promise<ServerUpdateResult> {
   const { messages, scanEnd } = state.scan;
   // A message already marked read needs no edit: it must not widen (or cause) a rewrite.
   const plan: ServerUpdatePlan = { deleted: wanted.deleted, flagged: new Set([...wanted.flagged].filter((i) => messages[i] && needsStatusEdit(messages[i]!))) };
@@ -152,7 +155,7 @@ export async function runServerUpdate(target: UpdateTarget, state: ScanState, wa
   await faultPoint('image-built');
   await commitImage(journalPathFor(target.journalDir, target.user), fd, {
     dev: String(before.dev), ino: String(before.ino), writeOffset: W, oldSize: size, ...image, alsoRemove: [],
-  });
+  }, committed);
   const after = await rescanAfter(target, state, W, layout, changed, before);
   return { case: plan.deleted.size === messages.length ? 'delete-all' : plan.deleted.size > 0 ? 'general' : 'flags', bytesRewritten: image.newLength, after };
 }

@@ -43,6 +43,7 @@ export interface WorkerMessage { readonly size: number; readonly uidl: string }
 export type WorkerEvent =
   | { event: 'opened'; messages: WorkerMessage[]; info: Drop['info'] }
   | { event: 'read'; index: number; length: number; sha256: string; base64?: string }
+  | { event: 'committed' }
   | { event: 'done'; outcome: unknown }
   | { event: 'error'; phase: string; code: string; message: string };
 
@@ -102,8 +103,10 @@ async function main(): Promise<void> {
   if (a.appendAfterOpen !== undefined) fs.appendFileSync(a.spool.replaceAll('%u', a.user), a.appendAfterOpen);
   if (a.waitStdin) await waitLine();
   if (a.action === 'update') {
-    const outcome = await drop.update({ deleted: new Set(a.deleted ?? []), seen: new Set(a.seen ?? []) })
-      .catch((err: unknown) => fail('update', err));
+    // As a session does: the QUIT's +OK goes out at the commit point (an event here).
+    const outcome = await drop.update({
+      deleted: new Set(a.deleted ?? []), seen: new Set(a.seen ?? []), onCommitted: () => emit({ event: 'committed' }),
+    }).catch((err: unknown) => fail('update', err));
     emit({ event: 'done', outcome });
   } else if (a.action === 'close') {
     await drop.close().catch((err: unknown) => fail('close', err));
