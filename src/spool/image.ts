@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createMessageSum } from '../mbox/msum.js';
-import { copyRange, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, Overlapped, pwriteAll } from './io.js';
+import { copyRange, faultPoint, fclose, fdatasync, fopen, fsyncDir, IO_CHUNK, Overlapped, pwriteAll } from './io.js';
 
 /** What the journal records of a sealed image. */
 export interface SealedImage {
@@ -25,6 +25,15 @@ export function imagePathFor(dir: string, user: string): string {
   return path.join(dir, `${user}.${process.pid}.${randomBytes(6).toString('hex')}.image`);
 }
 
+/**
+ * Every EARLY_SYNC_BYTES written, an fdatasync starts while the rest is still gathered (one at a
+ * time): most of the image then reaches the disk during the build, and the final fdatasync, the
+ * one the commit waits for, has only the last few MiB left. 16 MB image, here: 31 → 24–26 ms.
+ * Only the final one is relied on; an early one that fails fails the build (Linux reports a
+ * writeback error to one fdatasync only, so none may be ignored).
+ */
+const EARLY_SYNC_BYTES = 4 << 20;
+
 export class ImageBuilder {
   private length = 0;
   private readonly sum = createMessageSum();
@@ -36,6 +45,10 @@ export class ImageBuilder {
   private spare: Buffer | null = null;
   /** The write of the previous gathered chunk, running while the next one is gathered. */
   private readonly writer = new Overlapped();
+  /** Bytes written since the last early fdatasync started; the one running; the first failure. */
+  private unsynced = 0;
+  private early: Promise<void> | null = null;
+  private earlyError: Error | null = null;
 
   private constructor(readonly imagePath: string, private readonly fd: number) {}
 
@@ -48,10 +61,12 @@ export class ImageBuilder {
       await fill(image);
       await image.flush();
       await image.writer.settled();
+      await image.earlySynced();
       // Data and size are what recovery reads; the name is made durable by fsyncDir below.
       await fdatasync(image.fd);
     } catch (err) {
-      await image.writer.quiet(); // no write may still run on the descriptor being closed
+      await image.writer.quiet(); // no write or sync may still run on the descriptor being closed
+      await image.earlySynced().catch(() => {});
       await fclose(image.fd).catch(() => {});
       await fs.promises.unlink(imagePath).catch(() => {});
       throw err;
@@ -73,6 +88,7 @@ export class ImageBuilder {
       await this.writer.settled();
       this.sum.update(buf);
       await pwriteAll(this.fd, buf, this.length);
+      this.wrote(buf.length, Promise.resolve());
     } else {
       buf.copy(this.pending, this.pendingLength);
       this.pendingLength += buf.length;
@@ -88,6 +104,28 @@ export class ImageBuilder {
     this.length += len;
   }
 
+  /** Counts `n` bytes written by `write`, and starts an early fdatasync after it when due. */
+  private wrote(n: number, write: Promise<void>): void {
+    this.unsynced += n;
+    if (this.early !== null || this.unsynced < EARLY_SYNC_BYTES) return;
+    this.unsynced = 0;
+    const run = write.then(async () => {
+      await faultPoint('early-sync');
+      await fdatasync(this.fd);
+    }).catch((err: Error) => {
+      this.earlyError ??= err;
+    });
+    this.early = run.finally(() => {
+      this.early = null;
+    });
+  }
+
+  /** Waits for the early fdatasync still running; throws the first one's failure. */
+  private async earlySynced(): Promise<void> {
+    while (this.early) await this.early;
+    if (this.earlyError) throw this.earlyError;
+  }
+
   /**
    * Checksums the gathered appends and starts writing them at their place in the file; gathering
    * goes on in the other buffer meanwhile (one checksum call per chunk, not per message).
@@ -97,7 +135,9 @@ export class ImageBuilder {
     const chunk = this.pending.subarray(0, this.pendingLength);
     this.sum.update(chunk);
     await this.writer.settled(); // the spare buffer's write is done: it may be refilled
-    this.writer.start(pwriteAll(this.fd, chunk, this.length - chunk.length));
+    const write = pwriteAll(this.fd, chunk, this.length - chunk.length);
+    this.writer.start(write);
+    this.wrote(chunk.length, write);
     [this.pending, this.spare] = [this.spare ?? Buffer.allocUnsafe(IO_CHUNK), this.pending];
     this.pendingLength = 0;
   }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import type { Readable } from 'node:stream';
 import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
@@ -70,7 +71,7 @@ describe('spool io', () => {
   });
 
   it('copyRange (overlapped) and ImageBuilder (gathered, overlapped writes) produce the exact bytes and checksum', async () => {
-    const data = randomBytes(4 * (1 << 20) + 4321);
+    const data = randomBytes(10 * (1 << 20) + 4321);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
     try {
       const src = path.join(dir, 'src');
@@ -97,7 +98,8 @@ describe('spool io', () => {
       // Appends of every size, small (gathered) and larger than a chunk (written directly), then a range.
       const pieces: Buffer[] = [];
       const image = await ImageBuilder.build(dir, 'u', async (img) => {
-        for (let off = 0, k = 0; off < 3 << 20; k++) {
+        // Past 9 MiB: early fdatasyncs (every 4 MiB) run beside the writes.
+        for (let off = 0, k = 0; off < 9 << 20; k++) {
           const n = k % 17 === 16 ? (1 << 20) + 5 : 1 + Math.floor(Math.random() * 70_000);
           const piece = Buffer.from(data.subarray(off, off + n));
           pieces.push(Buffer.from(piece));
@@ -114,6 +116,28 @@ describe('spool io', () => {
       expect(got.equals(want)).to.equal(true);
       expect(image.newLength).to.equal(want.length);
       expect(image.imageSum).to.equal(msum(want));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ImageBuilder: a failed early fdatasync fails the build and removes the image (EIO injected in a child process)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'popspool-io-'));
+    try {
+      const script = `
+        const { ImageBuilder } = await import(${JSON.stringify(new URL('./image.js', import.meta.url).href)});
+        const chunk = Buffer.alloc(64 * 1024, 120);
+        const r = await ImageBuilder.build(process.argv[1], 'u', async (img) => {
+          for (let i = 0; i < 160; i++) await img.append(chunk); // 10 MiB: past the first early sync
+        }).then(() => 'built', (e) => 'failed ' + e.code);
+        console.log(r);`;
+      const run = (fault: string): string => execFileSync(process.execPath, ['--input-type=module', '-e', script, dir], {
+        env: { ...process.env, POPSPOOL_FAULT: fault }, encoding: 'utf8',
+      }).trim();
+      expect(run('eio:early-sync')).to.equal('failed EIO');
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+      expect(run('eio:no-such-step')).to.equal('built');
+      expect(fs.readdirSync(dir).filter((f) => f.endsWith('.image'))).to.have.length(1);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
