@@ -94,11 +94,13 @@ export class Pop3Client {
   private sink: { s: MultilineSink; done: (d: Retrieved) => void } | null = null;
   private closed = false;
   private error: Error | null = null;
+  private readonly closing: Promise<void>;
 
   private constructor(private readonly sock: net.Socket) {
     sock.setNoDelay(true);
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('error', (e) => { this.error = e; this.wake(); });
+    this.closing = new Promise((resolve) => sock.once('close', () => resolve()));
     sock.on('close', () => { this.closed = true; this.wake(); });
     sock.setTimeout(CLIENT_TIMEOUT_MS, () => { this.error = new Pop3Error('client timeout'); sock.destroy(); this.wake(); });
   }
@@ -191,12 +193,21 @@ export class Pop3Client {
     return { count: Number(n), octets: Number(o) };
   }
 
-  /** QUIT; resolves when the server has answered (after its UPDATE) and closed. */
+  /**
+   * QUIT; resolves when the server has answered. popspool answers at its update's commit point
+   * and closes the connection once the spool is written: whenClosed() resolves then. The client
+   * does not close its side first (a server's socket ends when its peer's does, which would
+   * hide when the server itself is done).
+   */
   async quit(): Promise<string> {
     const line = await this.cmd('QUIT', true);
-    this.sock.end();
     if (!line.startsWith('+OK')) throw new Pop3Error(`QUIT failed: ${line}`);
     return line;
+  }
+
+  /** Resolves when the server has closed the connection (after quit()), or the socket failed. */
+  whenClosed(): Promise<void> {
+    return this.closing;
   }
 
   destroy(): void {

@@ -96,6 +96,9 @@ async function drainSession(port: number, user: string, pass: string, want: Map<
       await c.cmd(`DELE ${i}`);
     }
     await c.quit();
+    // Until the server closes: popspool answers a journaled update (a delivery raced in) at its
+    // commit point and writes the spool after; the count below reads the spools unlocked.
+    await c.whenClosed();
     return { deleted: st.count, bad };
   } finally {
     c.destroy();

@@ -150,6 +150,16 @@ export class Spools {
     fs.chownSync(file, this.env.uid, this.env.gid);
     fs.chmodSync(file, 0o600);
     this.backdate(user);
+    // On disk before the measured session: a spool at rest, not writeback of the bench's own
+    // copy. Otherwise the first fsync any server makes (popspool's update commits with one; on
+    // ext4 a file's fdatasync can wait for other files' dirty data) pays for flushing this copy,
+    // and a cold scan competes with its writeback.
+    const fd = fs.openSync(file, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     this.pristine.set(user, `${template}|${this.signature(user)}`);
   }
 

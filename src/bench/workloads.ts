@@ -39,7 +39,10 @@ export async function checkMail(port: number, user: string, pass: string, want?:
 
 interface DownloadResult {
   readonly retrSeconds: number;
+  /** QUIT sent → its reply. */
   readonly quitSeconds: number;
+  /** QUIT sent → the server closed the connection (its update complete). */
+  readonly closeSeconds: number;
   readonly octets: number;
   readonly bad: string[];
 }
@@ -68,7 +71,9 @@ async function session(port: number, mb: Mailbox, pass: string,
     const t1 = process.hrtime.bigint();
     await c.quit();
     const t2 = process.hrtime.bigint();
-    return { retrSeconds: Number(t1 - t0) / 1e9, quitSeconds: Number(t2 - t1) / 1e9, octets, bad };
+    await c.whenClosed();
+    const t3 = process.hrtime.bigint();
+    return { retrSeconds: Number(t1 - t0) / 1e9, quitSeconds: Number(t2 - t1) / 1e9, closeSeconds: Number(t3 - t1) / 1e9, octets, bad };
   } finally {
     c.destroy();
   }
@@ -206,6 +211,7 @@ export async function workloadD(ctx: Ctx, target: Target, mb: Mailbox): Promise<
       await checkMail(target.port, mb.user, ctx.env.password);
       const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: false, dele: deleted10 }));
       ctx.results.add(target.name, `d.quit/${mb.label}`, r.value.quitSeconds, 's', 'lower', r.usage);
+      ctx.results.add(target.name, `d.done/${mb.label}`, r.value.closeSeconds, 's', 'lower');
       ctx.results.add(target.name, `d.total/${mb.label}`, r.seconds, 's', 'lower');
       await verifySurvivors(ctx, target, mb, (i) => !deleted10(i), what);
     } catch (err) {
