@@ -9,10 +9,11 @@
 import * as fs from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { createMessageSum, type MessageSum } from './msum.js';
+import { SCAN_CHUNK } from './scanner.js';
 import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
 
 /** Worker read size: as the scanner's. */
-const READ_CHUNK = 1 << 20;
+const READ_CHUNK = SCAN_CHUNK;
 
 type ToWorker =
   | { type: 'start'; job: number; fd: number }
