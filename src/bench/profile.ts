@@ -50,6 +50,9 @@ async function session(port: number, user: string, body: (c: Pop3Client) => Prom
     await c.login(user, PASSWORD);
     await body(c);
     await c.quit();
+    // Until the server closes: an update answered at its commit point is still writing the
+    // spool, which the next scenario step may restore (unlocked) from its template.
+    await c.whenClosed();
   } finally {
     c.destroy();
   }
