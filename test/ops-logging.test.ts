@@ -62,7 +62,7 @@ describe('logging (integration)', function () {
       expect(failed).to.have.length(2);
       for (const l of failed) expect(l).to.match(/authentication failed rip=127\.0\.0\.1 user=alice /);
       const end = lines.find((l) => l.includes('session end'))!;
-      for (const field of ['user=alice', 'rip=127.0.0.1', 'tls=false', 'retr=1', 'dele=1', 'update=general', 'mode=server', 'end=quit', 'rewritten=', 'lock_wait_ms=', 'duration_ms=', 'dele_bytes=', 'in=', 'out=']) {
+      for (const field of ['user=alice', 'rip=127.0.0.1', 'tls=false', 'retr=1', 'dele=1', 'update=general', 'mode=server', 'end=quit', 'rewritten=', 'lock_wait_ms=', 'update_answered_ms=', 'duration_ms=', 'dele_bytes=', 'in=', 'out=']) {
         expect(end).to.include(field);
       }
       expect(lines.some((l) => /^.*login user=alice rip=127\.0\.0\.1/.test(l))).to.equal(true);

@@ -464,8 +464,10 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
             next = store.open(sb.user);
           },
         });
-        await done;
+        const outcome = await done;
         expect(calls).to.equal(1);
+        expect(outcome.answeredMs, 'the time to the answer is reported').to.be.a('number');
+        expect(outcome.answeredMs!).to.be.at.most(outcome.durationMs);
         expect(spoolAtCommit).to.equal(SPOOL);
         expect(journalAtCommit).to.deep.equal([`${sb.user}.journal`]);
         const again = await next!;
@@ -481,10 +483,12 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       let calls = 0;
       const onCommitted = (): void => void calls++;
       const a = await sb.store().open(sb.user);
-      await a.update({ deleted: new Set(), seen: new Set([0]), onCommitted });
+      const untouched = await a.update({ deleted: new Set(), seen: new Set([0]), onCommitted });
       const b = await sb.store().open(sb.user);
-      await b.update({ deleted: new Set([0, 1, 2, 3, 4]), seen: new Set(), onCommitted });
+      const truncated = await b.update({ deleted: new Set([0, 1, 2, 3, 4]), seen: new Set(), onCommitted });
       expect(calls).to.equal(0);
+      expect([untouched.case, truncated.case]).to.deep.equal(['untouched', 'delete-all']);
+      expect([untouched.answeredMs, truncated.answeredMs]).to.deep.equal([undefined, undefined]);
       expect(sb.read().length).to.equal(0);
     });
 

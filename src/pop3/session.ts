@@ -483,6 +483,7 @@ export class Pop3Session implements CommandContext {
       lock_wait_ms: md?.drop.info.lockWaitMs,
       update: this.updateCase || 'none',
       update_ms: u?.durationMs,
+      update_answered_ms: u?.answeredMs,
       update_lock_wait_ms: u?.lockWaitMs,
       rewritten: u?.bytesRewritten,
       in: this.bytesIn,

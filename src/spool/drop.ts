@@ -31,6 +31,9 @@ export interface UpdateOutcome {
   readonly bytesRewritten: number;
   readonly lockWaitMs: number;
   readonly durationMs: number;
+  /** When the outcome was answered at the commit point (UpdateRequest.onCommitted): ms from
+   *  the start of the update to that answer; durationMs runs to the spool being written. */
+  readonly answeredMs?: number;
 }
 
 export interface UpdateRequest {

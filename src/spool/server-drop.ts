@@ -158,8 +158,10 @@ export class ServerDrop implements Drop {
       : new Set<number>();
     let lockWaitMs = 0;
     let committed = false;
+    let answeredMs: number | undefined;
     const onCommitted = req.onCommitted && (async (): Promise<void> => {
       committed = true;
+      answeredMs = Math.round(performance.now() - t0);
       // The POP session is over once its outcome is durable: a new login may start (and wait
       // for the mailbox lock, which this drop keeps until the spool is written).
       await this.releaseSession();
@@ -179,7 +181,7 @@ export class ServerDrop implements Drop {
         await this.ctx.cache.storeInBackground(this.user, this.fd, result.after.stamp, result.after.scan, result.after.cacheFingerprint)
           .catch((err: Error) => log.warn('cache not written', { user: this.user, error: err.message }));
       }
-      return this.outcome(result.case, req, result.bytesRewritten, lockWaitMs, t0);
+      return this.outcome(result.case, req, result.bytesRewritten, lockWaitMs, t0, answeredMs);
     } catch (err) {
       // Past the journal's commit point the rewrite must finish: try once more, still locked,
       // rather than leave a half-rewritten spool until the next login or restart.
@@ -188,13 +190,13 @@ export class ServerDrop implements Drop {
         : 'none';
       if (finished === 'recovered') {
         log.warn('update failed once and was completed from its journal', { user: this.user, error: (err as Error).message });
-        return this.outcome('general', req, 0, lockWaitMs, t0);
+        return this.outcome('general', req, 0, lockWaitMs, t0, answeredMs);
       }
       log.error('update failed', { user: this.user, mode: 'server', error: (err as Error).message, journal: finished });
       if (committed) {
         // The client has its +OK: the journal is durable and finishes the rewrite at the next
         // lock (a login, or start-up); the deletions are not lost, only late.
-        return this.outcome('general', req, 0, lockWaitMs, t0);
+        return this.outcome('general', req, 0, lockWaitMs, t0, answeredMs);
       }
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed', { cause: err });
     } finally {
@@ -202,10 +204,11 @@ export class ServerDrop implements Drop {
     }
   }
 
-  private outcome(kind: UpdateOutcome['case'], req: UpdateRequest, bytes: number, lockWaitMs: number, t0: number): UpdateOutcome {
+  private outcome(kind: UpdateOutcome['case'], req: UpdateRequest, bytes: number, lockWaitMs: number, t0: number, answeredMs?: number): UpdateOutcome {
     const outcome: UpdateOutcome = {
       case: kind, deleted: req.deleted.size, kept: this.messages.length - req.deleted.size,
       bytesRewritten: bytes, lockWaitMs, durationMs: Math.round(performance.now() - t0),
+      ...(answeredMs === undefined ? {} : { answeredMs }),
     };
     log.info('update', { user: this.user, mode: 'server', ...outcome });
     return outcome;
