@@ -191,6 +191,8 @@ export class CopyDrop implements Drop {
     if (m.end - m.start > ONE_READ_MAX) return null;
     const buf = await this.ahead.read(m.start, m.end, ReadAhead.reach(ms, index, m.start));
     if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
+    const next = ms[index + 1];
+    if (next && next.end - next.start <= ONE_READ_MAX) this.ahead.prefetch(next.start, next.end, ReadAhead.reach(ms, index + 1, next.start));
     return buf;
   }
 
@@ -210,7 +212,7 @@ export class CopyDrop implements Drop {
   private async finish(deleted: ReadonlySet<number>, flagged: ReadonlySet<number>): Promise<UpdateOutcome> {
     if (this.closed) throw new PopspoolError('SYS_TEMP', 'session already closed');
     this.closed = true;
-    this.ahead.clear();
+    await this.ahead.clear();
     const t0 = performance.now();
     let lock: HeldLock | null = null;
     try {

@@ -177,6 +177,30 @@ describe('spool io', () => {
     });
   });
 
+  it('ReadAhead.prefetch: a read inside the prefetched window is served from it; others, and a short one, go to the file', async () => {
+    const data = randomBytes(10_000);
+    await withTempFile(data, 'r+', async (fd) => {
+      const r = new ReadAhead(fd);
+      expect((await r.read(0, 100, 1000)).equals(data.subarray(0, 100))).to.equal(true);
+      r.prefetch(500, 600, 2000); // inside the window already: nothing to do
+      r.prefetch(1000, 1100, 3000);
+      expect((await r.read(1000, 1100, 3000)).equals(data.subarray(1000, 1100))).to.equal(true);
+      // The prefetched bytes became the window: a change on disk is not seen inside it ...
+      fs.writeSync(fd, Buffer.alloc(10_000, 0x41), 0, 10_000, 0);
+      expect((await r.read(2000, 2100, 2100)).equals(data.subarray(2000, 2100))).to.equal(true);
+      // ... and a prefetch that is not where the next read goes is dropped: that read goes to the file.
+      r.prefetch(5000, 5100, 6000);
+      expect((await r.read(8000, 8010, 8010)).equals(Buffer.alloc(10, 0x41))).to.equal(true);
+      // A prefetch past the end of the file is short: the read is made again and reports it.
+      fs.ftruncateSync(fd, 9000);
+      r.prefetch(8500, 9500, 9500);
+      expect((await r.read(8500, 9500, 9500)).length).to.equal(500);
+      r.prefetch(0, 10, 10);
+      await r.clear(); // waits for the read still running, so the descriptor may be closed
+      expect((await r.read(0, 10, 10)).equals(Buffer.alloc(10, 0x41))).to.equal(true);
+    });
+  });
+
   it('rangeStream delivers exactly [start, end), and errors (not a short end) when the file was cut', async () => {
     const data = randomBytes(300_000);
     await withTempFile(data, 'r+', async (fd) => {

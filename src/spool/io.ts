@@ -55,6 +55,14 @@ export class ReadAhead {
 
   private base = 0;
   private buf: Buffer | null = null;
+  /**
+   * The window after this one, being read while the client takes its answer and sends its next
+   * command (prefetch): a lockstep client's next RETR then finds its bytes already read instead
+   * of waiting for a thread-pool round trip. At most one, so a session holds two windows.
+   */
+  private next: { base: number; len: number; got: Promise<Buffer | null> } | null = null;
+  /** Prefetches still reading, wanted or not: clear() waits for them before the fd is closed. */
+  private readonly inFlight = new Set<Promise<Buffer | null>>();
 
   constructor(private readonly fd: number) {}
 
@@ -73,6 +81,17 @@ export class ReadAhead {
     const b = this.buf;
     if (b && from >= this.base && to <= this.base + b.length) return b.subarray(from - this.base, to - this.base);
     this.buf = null;
+    const n = this.next;
+    this.next = null;
+    if (n && from >= n.base && to <= n.base + n.len) {
+      const ahead = await n.got;
+      // Short (the file shrank, or the read failed): read again below, which reports it.
+      if (ahead && to <= n.base + ahead.length) {
+        this.base = n.base;
+        this.buf = ahead;
+        return ahead.subarray(from - n.base, to - n.base);
+      }
+    }
     const got = await preadExact(this.fd, from, Math.max(to, upTo) - from);
     if (upTo > to) {
       this.base = from;
@@ -81,9 +100,26 @@ export class ReadAhead {
     return got.subarray(0, Math.min(got.length, to - from));
   }
 
-  /** Forget the window (before the file is written, and to free it). */
-  clear(): void {
+  /**
+   * Starts reading [from, max(to, upTo)) in the background unless the window already holds
+   * [from, to) or a prefetch is running: where read() will most likely be asked next.
+   */
+  prefetch(from: number, to: number, upTo: number): void {
+    const b = this.buf;
+    if (this.next || (b && from >= this.base && to <= this.base + b.length)) return;
+    const len = Math.max(to, upTo) - from;
+    const got = preadExact(this.fd, from, len).catch(() => null);
+    this.inFlight.add(got);
+    void got.then(() => this.inFlight.delete(got));
+    this.next = { base: from, len, got };
+  }
+
+  /** Forget the windows (before the file is written, and to free them); resolves when no read
+   *  of the descriptor is still running (before it is closed). */
+  async clear(): Promise<void> {
     this.buf = null;
+    this.next = null;
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 }
 

@@ -117,6 +117,11 @@ export class ServerDrop implements Drop {
     // read-ahead safe: bytes read a few RETRs ago are sent only if they are still exactly the
     // scanned message (a change since then is caught by the next read, or by the update).
     if (msum(buf) !== m.sum) throw this.poison('message bytes changed', m.fromOffset);
+    // Clients fetch in order: read the next window while this message goes out.
+    const next = this.state.scan.messages[index + 1];
+    if (next && next.end - next.fromOffset <= ONE_READ_MAX) {
+      this.ahead.prefetch(next.fromOffset, next.end, ReadAhead.reach(this.state.scan.messages, index + 1, next.fromOffset));
+    }
     return buf.subarray(m.start - m.fromOffset);
   }
 
@@ -148,7 +153,7 @@ export class ServerDrop implements Drop {
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
     const t0 = performance.now();
-    this.ahead.clear();
+    await this.ahead.clear();
     if (this.poisoned) {
       await this.close();
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed (the spool was changed by another program)');
@@ -217,7 +222,7 @@ export class ServerDrop implements Drop {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.ahead.clear();
+    await this.ahead.clear();
     const lock = this.lock;
     this.lock = null;
     await lock?.release();
