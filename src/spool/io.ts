@@ -268,31 +268,28 @@ export class WindowReader {
   }
 }
 
-/** crc32 of [pos, pos+len). */
-export async function crcRange(fd: number, pos: number, len: number, seed = 0): Promise<number> {
+/** Reads [pos, pos+len) in chunks, handing each to `feed` (ESHORT if the file ends first). */
+async function feedRange(fd: number, pos: number, len: number, feed: (chunk: Buffer) => void): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
-  let crc = seed;
-  let done = 0;
-  while (done < len) {
+  for (let done = 0; done < len; ) {
     const n = await fsRead(fd, buf, 0, Math.min(buf.length, len - done), pos + done);
     if (n === 0) throw Object.assign(new Error(`short read at ${pos + done}`), { code: 'ESHORT' });
-    crc = zlib.crc32(buf.subarray(0, n), crc);
+    feed(buf.subarray(0, n));
     done += n;
   }
+}
+
+/** crc32 of [pos, pos+len). */
+export async function crcRange(fd: number, pos: number, len: number, seed = 0): Promise<number> {
+  let crc = seed;
+  await feedRange(fd, pos, len, (chunk) => (crc = zlib.crc32(chunk, crc)));
   return crc;
 }
 
 /** msum (mbox/msum.ts) of [pos, pos+len): the check of a journal's image. */
 export async function sumRange(fd: number, pos: number, len: number): Promise<number> {
-  const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(len, 1)));
   const sum = createMessageSum();
-  let done = 0;
-  while (done < len) {
-    const n = await fsRead(fd, buf, 0, Math.min(buf.length, len - done), pos + done);
-    if (n === 0) throw Object.assign(new Error(`short read at ${pos + done}`), { code: 'ESHORT' });
-    sum.update(buf, 0, n);
-    done += n;
-  }
+  await feedRange(fd, pos, len, (chunk) => sum.update(chunk));
   return sum.digest();
 }
 
