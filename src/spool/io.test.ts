@@ -169,7 +169,7 @@ describe('spool io', () => {
       expect((await r.read(950, 960, 960)).equals(data.subarray(950, 960))).to.equal(true);
       await r.read(0, 10, 5000);
       fs.writeSync(fd, Buffer.alloc(100, 0x42), 0, 100, 0);
-      r.clear();
+      await r.clear();
       expect((await r.read(0, 10, 10)).equals(Buffer.alloc(10, 0x42))).to.equal(true);
       // At end of file the result is short, inside a window or not.
       expect((await r.read(9990, 10_020, 20_000)).length).to.equal(10);
