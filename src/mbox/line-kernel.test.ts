@@ -16,7 +16,7 @@ describe('mbox body kernel (wasm SIMD)', () => {
 
   it('agrees with scanBodyRef on random ranges', () => {
     const k = createBodyKernel(1)!;
-    const bytesArb = fc.array(fc.constantFrom(0x0a, 0x0d, 0x41, 0x0a, 0x41, 0x20), { minLength: 1, maxLength: 300 });
+    const bytesArb = fc.array(fc.constantFrom(0x0a, 0x0d, 0x41, 0x0a, 0x41, 0x20, 0x46), { minLength: 1, maxLength: 300 });
     fc.assert(
       fc.property(bytesArb, fc.nat(), fc.nat(40), (arr, sPick, trim) => {
         const mem = k.bytes;
@@ -76,6 +76,51 @@ describe('mbox body kernel (wasm SIMD)', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('agrees with scanBodyRef on LF text with rare CRs anywhere (the CR-free path and where it hands over)', () => {
+    const k = createBodyKernel(2)!;
+    // Mostly LF lines, so the CR-free path runs for many turns; now and then a CRLF, a lone CR
+    // or an empty line (LF or CRLF), at every position relative to the 64-byte turns.
+    const lineArb = fc.tuple(fc.integer({ min: 0, max: 130 }), fc.nat(29), fc.nat(129));
+    fc.assert(
+      fc.property(fc.array(lineArb, { minLength: 1, maxLength: 200 }), fc.nat(40), fc.boolean(), (lines, trim, crFirst) => {
+        let text = crFirst ? '\n\r' : '\n';
+        for (const [len, pick, crAt] of lines) {
+          const body = 'x'.repeat(len).split('');
+          if (pick === 1 && len > 0) body[crAt % len] = '\r'; // a lone CR
+          const line = pick === 2 ? '' : body.join('') || 'y';
+          text += line + (pick === 3 || pick === 4 ? '\r\n' : '\n');
+        }
+        const buf = Buffer.from(text, 'latin1');
+        const mem = k.bytes;
+        mem.fill(0x0a, B, B + buf.length + 64);
+        mem.set(buf, B);
+        const n = B + Math.max(1, buf.length - (trim % 4));
+        const want = scanBodyRef(mem, B + 1, n);
+        const ret = k.scan(B + 1, n);
+        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('passes over empty lines followed by text that cannot start a From_ line, and stops at one followed by F, LF or CR', () => {
+    const k = createBodyKernel(2)!;
+    for (const eol of ['\n', '\r\n']) {
+      for (const stop of ['From x', 'F', eol, '\r\n']) {
+        const para = ('some text here' + eol).repeat(5);
+        const head = '\n' + (para + eol).repeat(30) + para; // 30 empty lines, each before 'some text'
+        const buf = Buffer.from(head + eol + stop + eol + 'z'.repeat(40) + eol, 'latin1');
+        k.bytes.fill(0, B, B + buf.length + 64);
+        k.bytes.set(buf, B);
+        const ret = k.scan(B + 1, B + buf.length);
+        expect(ret, `${JSON.stringify(eol)} then ${JSON.stringify(stop)}`).to.equal(B + head.length);
+        const lfs = head.split('\n').length - 2; // the LFs in [s, e): all but the one before s
+        expect([k.lf(), k.crlf()]).to.deep.equal([lfs, eol === '\r\n' ? lfs : 0]);
+        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(scanBodyRef(k.bytes, B + 1, B + buf.length));
+      }
+    }
   });
 
   it('pooled kernels are reused, with fresh counts', () => {
