@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { PopspoolError } from '../src/errors.js';
 import { backgroundSettled } from '../src/spool/background.js';
 import type { Drop } from '../src/spool/drop.js';
+import { CACHE_WRITE_DELAY_MS } from '../src/spool/server-drop.js';
 import {
   killAll, message, quietLogs, runWorker, Sandbox, startWorker, waitFor, type WorkerResult,
 } from './helpers/spool-support.js';
@@ -409,6 +410,34 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       const full = await session();
       expect(full.drop.info).to.include({ cache: 'miss', bytesScanned: buf.length });
       expect(full.read).to.be.at.least(buf.length);
+    });
+
+    it(`a login that scanned writes the cache file when its session ends, or ${CACHE_WRITE_DELAY_MS} ms into a session still going`, async () => {
+      sb.write(SPOOL);
+      const cacheFile = path.join(sb.stateDir, 'cache', `${sb.user}.cache`);
+      const store = sb.store();
+      // Ends: the file appears after close, not before (the drop's reply would come first).
+      const a = await store.open(sb.user);
+      expect(a.info.cache).to.equal('miss');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fs.existsSync(cacheFile), 'written during the session').to.equal(false);
+      await a.update({ deleted: new Set(), seen: new Set() }); // untouched: closes the drop
+      await backgroundSettled();
+      expect(fs.existsSync(cacheFile), 'written after the session').to.equal(true);
+      // Still going: the file appears after the delay, the session open meanwhile.
+      fs.rmSync(cacheFile);
+      fs.appendFileSync(sb.spool, APPENDED); // a new stamp: the memo cannot answer
+      const b = await store.open(sb.user);
+      expect(b.info.cache).to.equal('miss');
+      await new Promise((r) => setTimeout(r, CACHE_WRITE_DELAY_MS + 300));
+      await backgroundSettled();
+      expect(fs.existsSync(cacheFile), 'written into a long session').to.equal(true);
+      expect(await readMsg(b, 1)).to.equal(content(MSGS[1]!));
+      await b.close();
+      const c = await sb.store().open(sb.user); // as another process: from the file
+      expect(c.info).to.include({ cache: 'hit', bytesScanned: 0 });
+      expect(c.messages).to.have.length(MSGS.length + 1);
+      await c.close();
     });
 
     it('an update\'s cache file and image unlink, done after the reply, are complete once background work settles', async () => {

@@ -20,3 +20,15 @@ export function afterReply(work: Promise<void>): Promise<void> {
 export async function backgroundSettled(): Promise<void> {
   while (pending.size > 0) await Promise.allSettled([...pending]);
 }
+
+/** A promise and the function that resolves it: work waits on `opened` until `open()`. */
+export interface Gate {
+  readonly opened: Promise<void>;
+  open(): void;
+}
+
+export function gate(): Gate {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}

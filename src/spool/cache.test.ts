@@ -9,7 +9,7 @@ import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import { msum } from '../mbox/msum.js';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
-import { backgroundSettled } from './background.js';
+import { backgroundSettled, gate } from './background.js';
 import { ScanCache, stampOf, type CacheLookup, type SpoolStamp } from './cache.js';
 
 // The file layout (see the comment atop cache.ts) for the 5-message cache built in beforeEach.
@@ -244,6 +244,37 @@ describe('spool/cache', function () {
     await backgroundSettled();
     const r = await new ScanCache(path.join(dir, 'cache3')).lookup('carol', fd, stamp());
     expect(r.kind).to.equal('tail'); // the table of the later store(), which stops short of EOF
+  });
+
+  it('storeInBackground with startAfter: nothing is written until it resolves; the same stamp is answered from memory meanwhile', async function () {
+    const dirD = path.join(dir, 'cache4');
+    const fresh = new ScanCache(dirD);
+    const g = gate();
+    await fresh.storeInBackground('dave', fd, stamp(), scan, undefined, g.opened);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.existsSync(fresh.path('dave'))).to.equal(false);
+    expect((await fresh.lookup('dave', fd, stamp())).kind).to.equal('hit');
+    g.open();
+    await backgroundSettled();
+    expect((await new ScanCache(dirD).lookup('dave', fd, stamp())).kind).to.equal('hit');
+  });
+
+  it('a store for the same user replaces a background store that has not started: its gate opening later writes nothing', async function () {
+    for (const later of ['background', 'store'] as const) {
+      const dirE = path.join(dir, `cache5-${later}`);
+      const fresh = new ScanCache(dirE);
+      const g = gate();
+      await fresh.storeInBackground('erin', fd, stamp(), scan, undefined, g.opened);
+      const shorter: ScanResult = { messages: scan.messages.slice(0, 1), scanEnd: scan.messages[1]!.fromOffset, bytesRead: 0 };
+      // Must not wait for the gate (a session's update stores while its drop still holds the gate shut).
+      if (later === 'store') await fresh.store('erin', fd, stamp(), shorter);
+      else await fresh.storeInBackground('erin', fd, stamp(), shorter);
+      await backgroundSettled();
+      g.open();
+      await backgroundSettled();
+      const r = await new ScanCache(dirE).lookup('erin', fd, stamp());
+      expect(r.kind, later).to.equal('tail'); // the later, shorter table: the first store never wrote
+    }
   });
 
   it('remove() deletes the cache and is idempotent', async function () {

@@ -75,7 +75,7 @@ import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log as rootLog } from '../obs/log.js';
-import { afterReply } from './background.js';
+import { afterReply, gate } from './background.js';
 
 const log = rootLog.child({ component: 'cache' });
 
@@ -85,6 +85,17 @@ export interface SpoolStamp {
   readonly size: bigint;
   readonly mtimeNs: bigint;
   readonly ctimeNs: bigint;
+}
+
+/** A background store (storeInBackground): `started` once its write began; `supersede()` when
+ *  a later store for the user comes first: then it never will, and it settles at once. */
+interface Writing {
+  readonly stamp: SpoolStamp;
+  readonly scan: ScanResult;
+  readonly racy: boolean;
+  started: boolean;
+  readonly supersede: () => void;
+  done: Promise<void>;
 }
 
 export function stampOf(st: fs.BigIntStats): SpoolStamp {
@@ -146,7 +157,7 @@ export class ScanCache {
   private readonly dir: string;
   private readonly tag: string;
   /** user → the background store in flight (storeInBackground). */
-  private readonly writing = new Map<string, { stamp: SpoolStamp; scan: ScanResult; racy: boolean; done: Promise<void> }>();
+  private readonly writing = new Map<string, Writing>();
   /** user → parsed file, valid while the cache file keeps the same dev/ino/size/mtime/ctime. */
   private readonly memo = new Map<string, { fileKey: string; raw: Raw }>();
   private memoMessages = 0;
@@ -212,7 +223,9 @@ export class ScanCache {
    * was just restored, a read would set it again.
    */
   async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
-    await this.writing.get(user)?.done;
+    const before = this.writing.get(user);
+    if (before && !before.started) before.supersede(); // a background store not begun yet
+    else await before?.done;
     await this.write(user, fd, stamp, scan, fingerprint, null);
   }
 
@@ -226,17 +239,37 @@ export class ScanCache {
    * answered from memory (what the file will say), any other lookup or store waits for it; a
    * failed write is logged, like a failed store(). `fingerprint` as for store(). The write is
    * tracked by afterReply (background.ts), so a draining server waits for it.
+   * `startAfter`: the write (whose serializing and validating alone take ~40 ms of CPU for 50,000
+   * messages, on the thread that answers) starts only once it resolves (a login passes the end
+   * of its session: server-drop.ts); a later store for the same user before then replaces it.
    */
-  async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
-    await this.writing.get(user)?.done;
+  async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer, startAfter?: Promise<void>): Promise<void> {
+    const before = this.writing.get(user);
+    if (before && !before.started) before.supersede();
+    else await before?.done;
     fingerprint ??= (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
     const racy = stamp.size === 0n && scan.scanEnd === 0 ? false : await this.settleWithProbe(stamp);
-    const job: Promise<void> = afterReply(this.write(user, -1, stamp, scan, fingerprint, racy)
+    const fp = fingerprint;
+    const dropped = gate();
+    let superseded = false;
+    const supersede = (): void => {
+      superseded = true;
+      dropped.open();
+    };
+    const entry: Writing = { stamp, scan, racy, started: startAfter === undefined, supersede, done: Promise.resolve() };
+    const run = (): Promise<void> => {
+      if (superseded) return Promise.resolve();
+      entry.started = true;
+      return this.write(user, -1, stamp, scan, fp, racy);
+    };
+    // A superseded store ends at once (a draining server waits for every job), not at its gate.
+    const job: Promise<void> = afterReply((startAfter ? Promise.race([startAfter, dropped.opened]).then(run) : run())
       .catch((err: Error) => void log.warn('cache not written', { user, error: err.message }))
       .finally(() => {
         if (this.writing.get(user)?.done === job) this.writing.delete(user);
       }));
-    this.writing.set(user, { stamp, scan, racy, done: job });
+    entry.done = job;
+    this.writing.set(user, entry);
   }
 
   /** settleStamp with a fresh probe file in the cache directory (none needed when the spool
@@ -273,7 +306,7 @@ export class ScanCache {
     let raw: Raw;
     try {
       buf = serialize(stamp, scan, fingerprint, this.tag, false);
-      raw = parse(buf, this.tag);
+      raw = parse(buf, this.tag, false); // what a lookup would refuse, unbuilt: the memo keeps scan.messages
     } catch (err) {
       if (!(err instanceof Invalid)) throw err;
       log.warn('scan not cached: inconsistent', { user, reason: err.message });
@@ -596,9 +629,10 @@ interface Columns {
   readonly ul: Uint8Array;
 }
 
-/** Validates every record against its neighbours and builds the messages (the hot loop of a hit).
+/** Validates every record against its neighbours and builds the messages (the hot loop of a hit;
+ *  `build` false: validate only, as a store does before writing what it already holds).
  *  u32/u16/u8 columns are integers by construction; the float64 ones are checked. */
-function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, statuses: string): ScannedMessage[] {
+function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, statuses: string, build = true): ScannedMessage[] {
   const { f, w, sl, ul } = c;
   const messages: ScannedMessage[] = [];
   let prevEnd = 0;
@@ -636,7 +670,7 @@ function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, st
         throw invalidRecord(i, 'Status header out of range');
       }
     }
-    messages.push({
+    if (build) messages.push({
       fromOffset,
       start,
       bodyStart,
@@ -657,8 +691,9 @@ function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, st
   return messages;
 }
 
-/** Decodes and validates a cache file; throws Invalid with the reason on any doubt. */
-function parse(buf: Buffer, tag: string): Raw {
+/** Decodes and validates a cache file; throws Invalid with the reason on any doubt. `build`
+ *  false leaves the scan's messages empty (validation only). */
+function parse(buf: Buffer, tag: string, build = true): Raw {
   if (buf.length < HEADER_SIZE) throw new Invalid('cache file truncated');
   if (buf.toString('latin1', 0, MAGIC.length) !== MAGIC) throw new Invalid('bad magic');
   if (buf.readUInt32LE(16) !== FORMAT_VERSION) throw new Invalid(`cache format version ${buf.readUInt32LE(16)}, want ${FORMAT_VERSION}`);
@@ -702,6 +737,6 @@ function parse(buf: Buffer, tag: string): Raw {
     sl: new Uint16Array(a.buffer, a.byteOffset + at.u16, n),
     ul: new Uint8Array(a.buffer, a.byteOffset + at.u8, n),
   };
-  const messages = decodeRecords(columns, n, scanEnd, uidls, statuses);
+  const messages = decodeRecords(columns, n, scanEnd, uidls, statuses, build);
   return { stamp, racy: flags === FLAG_RACY, scanEnd, fingerprint: Buffer.from(buf.subarray(88, 108)), scan: { messages, scanEnd, bytesRead: 0 } };
 }

@@ -12,6 +12,7 @@ import { acquireMailboxLock, acquireSessionLock } from '../lock/index.js';
 import type { HeldLock, MailboxLockOptions } from '../lock/types.js';
 import type { ScanOptions } from '../mbox/types.js';
 import { log } from '../obs/log.js';
+import { gate } from './background.js';
 import { ScanCache } from './cache.js';
 import { CopyDrop, recoverTempDrop, tempDropPath } from './copy-drop.js';
 import type { Drop, DropOpener } from './drop.js';
@@ -121,6 +122,9 @@ export class SpoolStore implements DropOpener {
     const releaseSession = () => session.release();
     let fd: number | null = null;
     let lock: HeldLock | null = null;
+    // A scan's cache file is written once the drop lets it (ServerDrop: at the session's end,
+    // or a while into a long one), so the CPU it takes is not spent between a client's commands.
+    const cacheWrite = gate();
     try {
       const pending = await this.hasPending(user);
       fd = await ctx.openSpool(spoolPath, pending);
@@ -131,11 +135,12 @@ export class SpoolStore implements DropOpener {
         const drop = await CopyDrop.open(ctx, user, fd, spoolPath, lock, releaseSession);
         return drop;
       }
-      const { state, cache } = await scanLocked(ctx, user, fd);
-      const drop = new ServerDrop(ctx, user, spoolPath, fd, state, lock, releaseSession, cache);
+      const { state, cache } = await scanLocked(ctx, user, fd, cacheWrite.opened);
+      const drop = new ServerDrop(ctx, user, spoolPath, fd, state, lock, releaseSession, cache, cacheWrite.open);
       if (!ctx.holdLock) await lock.release();
       return drop;
     } catch (err) {
+      cacheWrite.open();
       await lock?.release();
       if (fd !== null) await fclose(fd).catch(() => {});
       await releaseSession();
