@@ -277,6 +277,28 @@ describe('spool/cache', function () {
     }
   });
 
+  it('a lookup while a background store waits to start is judged against it in memory: an append is a tail at once; a rewrite a miss that drops it', async function () {
+    const dirF = path.join(dir, 'cache6');
+    const fresh = new ScanCache(dirF);
+    const g = gate();
+    await fresh.storeInBackground('fred', fd, stamp(), scan, undefined, g.opened);
+    // Mail appended: a tail of the pending scan, answered without the gate ever opening.
+    fs.appendFileSync(spoolPath, buildSpool(1, N, scan.scanEnd).text);
+    const tail = await fresh.lookup('fred', fd, stamp());
+    expect(tail.kind).to.equal('tail');
+    if (tail.kind === 'tail') expect(tail.prefix.messages).to.deep.equal(scan.messages);
+    expect(fs.existsSync(fresh.path('fred'))).to.equal(false);
+    // Rewritten in place (same size, new times): a miss, and the pending store is dropped.
+    const b = fs.readFileSync(spoolPath);
+    b.write('X', scan.messages[0]!.bodyStart);
+    fs.writeFileSync(spoolPath, b);
+    fs.utimesSync(spoolPath, new Date(), new Date(Date.now() + 5000));
+    expectMiss(await fresh.lookup('fred', fd, stamp()), /rewritten|changed/);
+    g.open();
+    await backgroundSettled();
+    expect(fs.existsSync(fresh.path('fred')), 'the dropped store wrote its file').to.equal(false);
+  });
+
   it('remove() deletes the cache and is idempotent', async function () {
     await cache.remove('alice');
     await cache.remove('alice');

@@ -93,6 +93,7 @@ interface Writing {
   readonly stamp: SpoolStamp;
   readonly scan: ScanResult;
   readonly racy: boolean;
+  readonly fingerprint: Buffer;
   started: boolean;
   readonly supersede: () => void;
   done: Promise<void>;
@@ -177,8 +178,19 @@ export class ScanCache {
     const w = this.writing.get(user);
     if (w) {
       // The file being written would say "hit" (same stamp, settled): answer from memory
-      // instead of waiting for it; anything else waits for the file and reads it.
+      // instead of waiting for it. A write not begun yet is judged in memory, as its file
+      // would be; if the spool no longer fits it, it is dropped (the caller scans and stores).
+      // One under way is waited for, and its file read.
       if (!w.racy && isExactHit(w.stamp, w.scan.scanEnd, stamp)) return { kind: 'hit', scan: { ...w.scan, messages: w.scan.messages.slice(), bytesRead: 0 } };
+      if (!w.started) {
+        const pending: Raw = { stamp: w.stamp, racy: w.racy, scanEnd: w.scan.scanEnd, fingerprint: w.fingerprint, scan: w.scan };
+        const result = await this.judge(pending, fd, stamp).catch((err: Error): CacheLookup => ({ kind: 'miss', reason: `cache unusable: ${err.message}` }));
+        if (result.kind === 'miss') {
+          if (this.writing.get(user) === w && !w.started) w.supersede();
+          log.debug('cache miss', { user, reason: result.reason });
+        }
+        return result;
+      }
       await w.done;
     }
     try {
@@ -201,6 +213,11 @@ export class ScanCache {
       const code = (err as NodeJS.ErrnoException).code;
       return { kind: 'miss', reason: code === 'ENOENT' ? 'no cache file' : `cache unreadable: ${code ?? (err as Error).message}` };
     }
+    return this.judge(raw, fd, stamp);
+  }
+
+  /** What a cache (a file's parse, or a store not written yet) says about the spool as it is now. */
+  private async judge(raw: Raw, fd: number, stamp: SpoolStamp): Promise<CacheLookup> {
     const c = raw.stamp;
     if (c.dev !== stamp.dev || c.ino !== stamp.ino) return { kind: 'miss', reason: 'spool is another file (dev/ino changed)' };
     if (stamp.size < c.size) return { kind: 'miss', reason: 'spool shrank' };
@@ -239,9 +256,9 @@ export class ScanCache {
    * answered from memory (what the file will say), any other lookup or store waits for it; a
    * failed write is logged, like a failed store(). `fingerprint` as for store(). The write is
    * tracked by afterReply (background.ts), so a draining server waits for it.
-   * `startAfter`: the write (whose serializing and validating alone take ~40 ms of CPU for 50,000
-   * messages, on the thread that answers) starts only once it resolves (a login passes the end
-   * of its session: server-drop.ts); a later store for the same user before then replaces it.
+   * `startAfter`: the write (whose serializing and validating alone take ~20 ms of CPU for 50,000
+   * messages, on the thread that answers) starts only once it resolves (a login passes its
+   * reply going out: store.ts); a later store for the same user before then replaces it.
    */
   async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer, startAfter?: Promise<void>): Promise<void> {
     const before = this.writing.get(user);
@@ -256,7 +273,7 @@ export class ScanCache {
       superseded = true;
       dropped.open();
     };
-    const entry: Writing = { stamp, scan, racy, started: startAfter === undefined, supersede, done: Promise.resolve() };
+    const entry: Writing = { stamp, scan, racy, fingerprint: fp, started: startAfter === undefined, supersede, done: Promise.resolve() };
     const run = (): Promise<void> => {
       if (superseded) return Promise.resolve();
       entry.started = true;
