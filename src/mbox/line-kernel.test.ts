@@ -2,11 +2,24 @@
 // not multiple of 16, CR/LF at the edges of the range and of 16-byte blocks, CRLF empty lines.
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { acquireKernel, createBodyKernel, KERNEL_WASM, releaseKernel, scanBodyRef } from './line-kernel.js';
+import { acquireKernel, type BodyKernel, createBodyKernel, KERNEL_WASM, releaseKernel, scanBodyRef } from './line-kernel.js';
 
 /** Where the tests put their bytes: the kernel writes its counts at addresses 0..7. */
 const B = 16;
 const wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
+
+/** Puts `text` (which starts with an LF) at B, ends the range 0-3 bytes short of it, and
+ *  checks the kernel against scanBodyRef from B + 1. */
+function expectAgrees(k: BodyKernel, text: string, trim: number): void {
+  const buf = Buffer.from(text, 'latin1');
+  const mem = k.bytes;
+  mem.fill(0x0a, B, B + buf.length + 64);
+  mem.set(buf, B);
+  const n = B + Math.max(1, buf.length - (trim % 4));
+  const want = scanBodyRef(mem, B + 1, n);
+  const ret = k.scan(B + 1, n);
+  expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+}
 
 describe('mbox body kernel (wasm SIMD)', () => {
   it('the hand-assembled module validates and instantiates', () => {
@@ -65,14 +78,7 @@ describe('mbox body kernel (wasm SIMD)', () => {
           if (len > 0 && crAt < len && emptyPick % 7 === 0) body[crAt] = '\r'; // a CR not before an LF
           text += (emptyPick === 0 ? '' : body.join('') || 'y') + (crlf ? '\r\n' : '\n');
         }
-        const buf = Buffer.from(text, 'latin1');
-        const mem = k.bytes;
-        mem.fill(0x0a, B, B + buf.length + 64);
-        mem.set(buf, B);
-        const n = B + Math.max(1, buf.length - (trim % 4));
-        const want = scanBodyRef(mem, B + 1, n);
-        const ret = k.scan(B + 1, n);
-        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+        expectAgrees(k, text, trim);
       }),
       { numRuns: 3000 },
     );
@@ -92,14 +98,7 @@ describe('mbox body kernel (wasm SIMD)', () => {
           const line = pick === 2 ? '' : body.join('') || 'y';
           text += line + (pick === 3 || pick === 4 ? '\r\n' : '\n');
         }
-        const buf = Buffer.from(text, 'latin1');
-        const mem = k.bytes;
-        mem.fill(0x0a, B, B + buf.length + 64);
-        mem.set(buf, B);
-        const n = B + Math.max(1, buf.length - (trim % 4));
-        const want = scanBodyRef(mem, B + 1, n);
-        const ret = k.scan(B + 1, n);
-        expect({ ret, lf: k.lf(), crlf: k.crlf() }).to.deep.equal(want);
+        expectAgrees(k, text, trim);
       }),
       { numRuns: 3000 },
     );

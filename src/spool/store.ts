@@ -147,7 +147,7 @@ export class SpoolStore implements DropOpener {
       const { state, cache } = await scanLocked(ctx, user, fd, cacheWrite.opened);
       const drop = new ServerDrop(ctx, user, spoolPath, fd, state, lock, releaseSession, cache);
       if (!ctx.holdLock) await lock.release();
-      setTimeout(cacheWrite.open, CACHE_WRITE_DELAY_MS);
+      if (cache !== 'hit') setTimeout(cacheWrite.open, CACHE_WRITE_DELAY_MS);
       return drop;
     } catch (err) {
       cacheWrite.open();
