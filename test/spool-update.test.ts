@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PopspoolError } from '../src/errors.js';
 import { backgroundSettled } from '../src/spool/background.js';
+import { CACHE_WRITE_DELAY_MS } from '../src/spool/store.js';
 import type { Drop } from '../src/spool/drop.js';
 import {
   killAll, message, quietLogs, runWorker, Sandbox, startWorker, waitFor, type WorkerResult,
@@ -416,13 +417,14 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
       expect(full.read).to.be.at.least(buf.length);
     });
 
-    it('a login that scanned writes the cache file after open() resolves (the session answers first), with the spool unlocked', async () => {
+    it(`a login that scanned writes the cache file ${CACHE_WRITE_DELAY_MS} ms after open() resolves (the session answers first)`, async () => {
       sb.write(SPOOL);
       const cacheFile = path.join(sb.stateDir, 'cache', `${sb.user}.cache`);
       const store = sb.store();
       const a = await store.open(sb.user);
       expect(a.info.cache).to.equal('miss');
-      expect(fs.existsSync(cacheFile), 'written before open() resolved').to.equal(false);
+      await new Promise((r) => setTimeout(r, CACHE_WRITE_DELAY_MS / 2));
+      expect(fs.existsSync(cacheFile), 'written before the delay').to.equal(false);
       await backgroundSettled();
       expect(fs.existsSync(cacheFile), 'written after').to.equal(true);
       // The drop goes on unharmed; another process reads the file.
