@@ -240,10 +240,15 @@ export class ScanCache {
    * was just restored, a read would set it again.
    */
   async store(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer): Promise<void> {
-    const before = this.writing.get(user);
-    if (before && !before.started) before.supersede(); // a background store not begun yet
-    else await before?.done;
+    await this.replacePending(user);
     await this.write(user, fd, stamp, scan, fingerprint, null);
+  }
+
+  /** Before a new store for `user`: drop a background store not begun yet, or wait for one under way. */
+  private async replacePending(user: string): Promise<void> {
+    const before = this.writing.get(user);
+    if (before && !before.started) before.supersede();
+    else await before?.done;
   }
 
   /**
@@ -261,9 +266,7 @@ export class ScanCache {
    * reply going out: store.ts); a later store for the same user before then replaces it.
    */
   async storeInBackground(user: string, fd: number, stamp: SpoolStamp, scan: ScanResult, fingerprint?: Buffer, startAfter?: Promise<void>): Promise<void> {
-    const before = this.writing.get(user);
-    if (before && !before.started) before.supersede();
-    else await before?.done;
+    await this.replacePending(user);
     fingerprint ??= (await fingerprintOf(fd, scan.scanEnd)).fingerprint;
     const racy = stamp.size === 0n && scan.scanEnd === 0 ? false : await this.settleWithProbe(stamp);
     const fp = fingerprint;
