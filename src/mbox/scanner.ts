@@ -264,7 +264,9 @@ export class MboxScanner {
           if (b !== 0x46 && b !== LF && b !== CR) {
             // In a body, an empty line followed by a line that cannot be a From_ line (it does
             // not start with 'F') nor be empty is plain content: it changes nothing but the
-            // counts, so the kernel goes on from that line instead of the candidate path.
+            // counts, so the kernel goes on from that line instead of the candidate path. (The
+            // kernel passes over such lines itself; this catches one whose next line starts
+            // past the end of its copy window, inside the chunk.)
             lineStart = base + next;
             i = next;
             continue;

@@ -184,24 +184,25 @@ export class ScanCache {
       if (!w.racy && isExactHit(w.stamp, w.scan.scanEnd, stamp)) return { kind: 'hit', scan: { ...w.scan, messages: w.scan.messages.slice(), bytesRead: 0 } };
       if (!w.started) {
         const pending: Raw = { stamp: w.stamp, racy: w.racy, scanEnd: w.scan.scanEnd, fingerprint: w.fingerprint, scan: w.scan };
-        const result = await this.judge(pending, fd, stamp).catch((err: Error): CacheLookup => ({ kind: 'miss', reason: `cache unusable: ${err.message}` }));
-        if (result.kind === 'miss') {
-          if (this.writing.get(user) === w && !w.started) w.supersede();
-          log.debug('cache miss', { user, reason: result.reason });
-        }
+        const result = await this.logged(user, () => this.judge(pending, fd, stamp));
+        if (result.kind === 'miss' && this.writing.get(user) === w && !w.started) w.supersede();
         return result;
       }
       await w.done;
     }
+    return this.logged(user, () => this.lookupInner(user, fd, stamp));
+  }
+
+  /** A lookup's answer, with a miss logged and a failure turned into a miss. */
+  private async logged(user: string, answer: () => Promise<CacheLookup>): Promise<CacheLookup> {
+    let result: CacheLookup;
     try {
-      const result = await this.lookupInner(user, fd, stamp);
-      if (result.kind === 'miss') log.debug('cache miss', { user, reason: result.reason });
-      return result;
+      result = await answer();
     } catch (err) {
-      const reason = `cache unusable: ${(err as Error).message}`;
-      log.debug('cache miss', { user, reason });
-      return { kind: 'miss', reason };
+      result = { kind: 'miss', reason: `cache unusable: ${(err as Error).message}` };
     }
+    if (result.kind === 'miss') log.debug('cache miss', { user, reason: result.reason });
+    return result;
   }
 
   private async lookupInner(user: string, fd: number, stamp: SpoolStamp): Promise<CacheLookup> {

@@ -38,8 +38,7 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number, ca
       ? { messages: found.prefix.messages.concat(tail.messages), scanEnd: size, bytesRead: tail.bytesRead }
       : await scanFd(fd, 0, size, ctx.scanOptions);
   } else {
-    log.debug('cache miss', { user, reason: found.reason });
-    scan = await scanFd(fd, 0, size, ctx.scanOptions);
+    scan = await scanFd(fd, 0, size, ctx.scanOptions); // the lookup logged why (ScanCache.lookup)
   }
   if (found.kind !== 'hit') {
     // The session need not wait for our own file: only what needs the lock happens before the reply.
