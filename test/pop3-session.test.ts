@@ -268,6 +268,33 @@ describe('POP3 session (memory drop)', function () {
     expect(await d.login('alice', 'wonderland')).to.match(/^\+OK alice has 1 messages/);
   });
 
+  it('a client pipelining many RETRs of small messages without reading cannot grow server memory either', async () => {
+    await r.server.close();
+    const KB = 1024;
+    const msg = `Subject: small\r\n\r\n${'y'.repeat(78)}\r\n`.repeat(250); // 20 KB, answered whole
+    const opener = new MemoryDropOpener({ alice: [msg] }, { whole: true });
+    r = await start({ alice: [msg] }, { dropOpener: opener });
+    const c = await connect();
+    await c.login('alice', 'wonderland');
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    c.socket.pause(); // never read
+    c.socket.write(Buffer.from('RETR 1\r\n'.repeat(100_000))); // 2 GB of replies if all were served
+    const drop = opener.opened[0]!;
+    let last = -1;
+    for (let stable = 0; stable < 5; ) {
+      await new Promise((res) => setTimeout(res, 100));
+      stable = drop.reads === last ? stable + 1 : 0;
+      last = drop.reads;
+    }
+    const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - before;
+    // The socket buffers on both ends hold a few MB; the server stops at one gathered batch more.
+    expect(drop.reads).to.be.below(2000);
+    expect(grown).to.be.below(64 * KB * KB);
+    c.close();
+    await until(() => drop.closes === 1, 'drop.close after disconnect');
+  });
+
   it('limits connections per IP with a [SYS/TEMP] greeting', async () => {
     await r.server.close();
     r = await start(undefined, { maxConnectionsPerIp: 2 });
@@ -314,6 +341,51 @@ describe('POP3 session (memory drop)', function () {
     const c = await connect();
     expect(await c.readLine()).to.equal('-ERR autologout; idle for too long');
     await c.closed();
+  });
+
+  it('pipelined RETRs of small messages leave in batches of at most 256 KiB, in order; a lone RETR at once', async () => {
+    // A duplex that records what each write (or corked writev) hands it, and takes it at once.
+    class Recorder extends Duplex {
+      readonly batches: Buffer[] = [];
+      private want: (() => void) | undefined;
+      override _read(): void {}
+      override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+        this._writev([{ chunk }], cb);
+      }
+      override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
+        this.batches.push(Buffer.concat(chunks.map((c) => c.chunk)));
+        this.want?.();
+        cb();
+      }
+      text(): string {
+        return Buffer.concat(this.batches).toString('latin1');
+      }
+      async until(s: string): Promise<void> {
+        while (!this.text().includes(s)) await new Promise<void>((res) => (this.want = res));
+      }
+    }
+    await r.server.close();
+    // 100 messages of ~20 KB: 2 MB of replies, so a batch must be cut at the cork limit.
+    const msgs = Array.from({ length: 100 }, (_, i) => `Subject: m${i}\r\n\r\n${`.line ${i}\r\n${'x'.repeat(60)}\r\n`.repeat(260)}`);
+    r = await start({ alice: msgs }, { dropOpener: new MemoryDropOpener({ alice: msgs }, { whole: true }) });
+    const wire = (m: string): string => `+OK ${wireSize(Buffer.from(m))} octets\r\n${m.replace(/\r\n\./g, '\r\n..')}.\r\n`;
+    const io = new Recorder();
+    const done = r.server.serveStream(io);
+    io.push('USER alice\r\nPASS wonderland\r\n');
+    await io.until('+OK alice has 100');
+    // Lockstep: one RETR, nothing after it: its reply goes out without waiting for more.
+    io.push('RETR 1\r\n');
+    await io.until(wire(msgs[0]!));
+    const before = io.batches.length;
+    io.push(msgs.map((_, i) => `RETR ${i + 1}\r\n`).join('') + 'QUIT\r\n');
+    await done;
+    const text = io.text();
+    expect(text.slice(text.indexOf(wire(msgs[0]!)))).to.equal(wire(msgs[0]!) + msgs.map(wire).join('') + '+OK popspool signing off (100 messages left)\r\n');
+    const batches = io.batches.slice(before);
+    // One write per RETR would be 101; one batch per 256 KiB is about 8.
+    expect(batches.length).to.be.within(8, 20);
+    const largest = Math.max(...msgs.map((m) => wire(m).length));
+    for (const b of batches) expect(b.length).to.be.at.most(256 * 1024 + largest);
   });
 
   it('serveStream() serves a plain duplex (stdio/inetd mode)', async () => {

@@ -33,6 +33,8 @@ export interface MemoryDropOptions {
   readonly updateError?: Error;
   /** Make read(i) reject with this error. */
   readonly readError?: Error;
+  /** Answer readSmall() with a stored message's bytes in one buffer, as the spool drops do for small messages. */
+  readonly whole?: boolean;
 }
 
 export class MemoryDrop implements Drop {
@@ -71,6 +73,14 @@ export class MemoryDrop implements Drop {
     }
     this.streams.push(s);
     return s;
+  }
+
+  async readSmall(index: number): Promise<Buffer | null> {
+    const m = this.content[index];
+    if (!this.opts.whole || m === undefined || (typeof m === 'object' && !Buffer.isBuffer(m))) return null;
+    if (this.opts.readError) throw this.opts.readError;
+    this.reads++;
+    return Buffer.from(m);
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
