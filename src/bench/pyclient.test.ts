@@ -24,11 +24,28 @@ const MESSAGES: string[][] = [
  * commands seen, and the most commands that arrived in one read (> 1: the client pipelined).
  * CAPA lists PIPELINING when `pipelining`, and is refused otherwise.
  */
-async function scriptedServer(corrupt = 0, pipelining = false): Promise<{ port: number; commands: string[]; batch: () => number; close: () => void }> {
+async function scriptedServer(corrupt = 0, pipelining = false, trickle = false): Promise<{ port: number; commands: string[]; batch: () => number; close: () => void }> {
   const commands: string[] = [];
   let batch = 0;
   const server = net.createServer((sock) => {
-    sock.write('+OK ready\r\n');
+    sock.setNoDelay(true);
+    // With `trickle`, every reply goes out in pieces of 1 to 5 bytes a millisecond apart, so a
+    // client's reads end at every possible place inside a CRLF "." sequence.
+    let queue = Promise.resolve();
+    const write = (text: string): void => {
+      if (!trickle) {
+        sock.write(text);
+        return;
+      }
+      queue = queue.then(async () => {
+        for (let i = 0, n = 1; i < text.length; i += n, n = (n % 5) + 1) {
+          if (sock.destroyed) return;
+          sock.write(text.slice(i, i + n));
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      });
+    };
+    write('+OK ready\r\n');
     let buf = '';
     sock.on('data', (d) => {
       buf += d.toString('latin1');
@@ -38,18 +55,20 @@ async function scriptedServer(corrupt = 0, pipelining = false): Promise<{ port: 
         buf = buf.slice(i + 2);
         commands.push(cmd);
         const [verb, arg] = cmd.split(' ');
-        if (verb === 'CAPA') sock.write(pipelining ? '+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n' : '-ERR no CAPA here\r\n');
-        else if (verb === 'STAT') sock.write(`+OK ${MESSAGES.length} 999\r\n`);
+        if (verb === 'CAPA') write(pipelining ? '+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n' : '-ERR no CAPA here\r\n');
+        else if (verb === 'STAT') write(`+OK ${MESSAGES.length} 999\r\n`);
         else if (verb === 'RETR') {
           const n = Number(arg);
           const lines = MESSAGES[n - 1]!.map((l) => (l.startsWith('.') ? `.${l}` : l));
           if (n === corrupt) lines[0] = lines[0]!.replace('S', 's');
           // Several small writes, as popa3d does: the client must reassemble them.
-          sock.write('+OK message follows\r\n');
-          for (const l of lines) sock.write(`${l}\r\n`);
-          sock.write('.\r\n');
-        } else if (verb === 'QUIT') sock.end('+OK bye\r\n');
-        else sock.write('+OK\r\n');
+          write('+OK message follows\r\n');
+          for (const l of lines) write(`${l}\r\n`);
+          write('.\r\n');
+        } else if (verb === 'QUIT') {
+          write('+OK bye\r\n');
+          queue = queue.then(() => void sock.end());
+        } else write('+OK\r\n');
       }
     });
     sock.on('error', () => undefined);
@@ -85,6 +104,20 @@ describe('bench python3 clients', function () {
         const r = await pythonSession(kind, srv.port, 'u', 'p', WANT, true);
         expect(r.bad).to.deep.equal([1]);
         expect(srv.commands.filter((c) => c.startsWith('DELE'))).to.deep.equal(MESSAGES.map((_, i) => `DELE ${i + 1}`));
+      } finally {
+        srv.close();
+      }
+    });
+  }
+
+  for (const kind of ['quickack', 'pipelined'] as PyClientKind[]) {
+    it(`${kind}: verifies replies that arrive a few bytes at a time`, async () => {
+      const srv = await scriptedServer(1, kind === 'pipelined', true);
+      try {
+        const r = await pythonSession(kind, srv.port, 'u', 'p', WANT);
+        expect(r.count).to.equal(MESSAGES.length);
+        expect(r.bad).to.deep.equal([1]);
+        expect(r.octets).to.equal(WANT.reduce((a, d) => a + d.octets, 0));
       } finally {
         srv.close();
       }

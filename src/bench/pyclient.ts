@@ -101,23 +101,50 @@ def multi():
     del buf[:t + 5]
     return body
 def retr(i):
-    # multi() for a message, verified where it lies in the buffer: the un-stuffed body is
-    # hashed segment by segment (each "\r\n.." loses one dot) without copying it out.
-    e, t = span()
-    a, end, n = e + 2, t + 2, 0
+    # One RETR reply, verified as it arrives in a single pass over its bytes: after the status
+    # line, each CRLF "." is a stuffed dot (CRLF ".." loses one), the terminator (CRLF ".\r\n"),
+    # or a line kept as it is; the un-stuffed body is hashed piece by piece where it lies in the
+    # buffer, and bytes already hashed are dropped, so a large message never piles up.
+    scan = 0
+    while True:
+        e = buf.find(b"\r\n", scan)
+        if e >= 0: break
+        scan = max(0, len(buf) - 1); recv()
+    if not buf.startswith(b"+OK"):
+        raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
     h = hashlib.sha256()
-    with memoryview(buf) as mv:
-        if buf.startswith(b"..", a, end):
-            a += 1
-        while True:
-            k = buf.find(b"\r\n..", a, end)
-            if k < 0:
-                h.update(mv[a:end]); n += end - a
-                break
-            h.update(mv[a:k + 3]); n += k + 3 - a
-            a = k + 4
-    del buf[:t + 5]
-    verify(i, n, h.hexdigest())
+    n = 0
+    a = e + 2  # the first byte of the body not hashed yet
+    pos = e    # where the next CRLF "." may start (the status line's CRLF starts the first)
+    while True:
+        k = buf.find(b"\r\n.", pos)
+        if k >= 0 and k + 5 <= len(buf):
+            c = buf[k + 3]
+            if c == 46:  # "."
+                if k + 3 > a:
+                    with memoryview(buf) as mv: h.update(mv[a:k + 3])
+                    n += k + 3 - a
+                a = pos = k + 4
+            elif buf[k + 3:k + 5] == b"\r\n":
+                if k + 2 > a:
+                    with memoryview(buf) as mv: h.update(mv[a:k + 2])
+                    n += k + 2 - a
+                del buf[:k + 5]
+                verify(i, n, h.hexdigest())
+                return
+            else:
+                pos = k + 3
+            continue
+        # Undecided: hash up to where a CRLF "." could start, drop what is hashed, read more.
+        pos = k if k >= 0 else max(pos, len(buf) - 2)
+        if pos > a:
+            with memoryview(buf) as mv: h.update(mv[a:pos])
+            n += pos - a
+            a = pos
+        cut = min(a, pos)
+        del buf[:cut]
+        a -= cut; pos -= cut
+        recv()
 def cmd(c):
     s.sendall(c.encode() + b"\r\n")
 t0 = time.perf_counter()
