@@ -343,51 +343,6 @@ describe('POP3 session (memory drop)', function () {
     await c.closed();
   });
 
-  it('pipelined RETRs of small messages leave in batches of at most 256 KiB, in order; a lone RETR at once', async () => {
-    // A duplex that records what each write (or corked writev) hands it, and takes it at once.
-    class Recorder extends Duplex {
-      readonly batches: Buffer[] = [];
-      private want: (() => void) | undefined;
-      override _read(): void {}
-      override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-        this._writev([{ chunk }], cb);
-      }
-      override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
-        this.batches.push(Buffer.concat(chunks.map((c) => c.chunk)));
-        this.want?.();
-        cb();
-      }
-      text(): string {
-        return Buffer.concat(this.batches).toString('latin1');
-      }
-      async until(s: string): Promise<void> {
-        while (!this.text().includes(s)) await new Promise<void>((res) => (this.want = res));
-      }
-    }
-    await r.server.close();
-    // 100 messages of ~20 KB: 2 MB of replies, so a batch must be cut at the cork limit.
-    const msgs = Array.from({ length: 100 }, (_, i) => `Subject: m${i}\r\n\r\n${`.line ${i}\r\n${'x'.repeat(60)}\r\n`.repeat(260)}`);
-    r = await start({ alice: msgs }, { dropOpener: new MemoryDropOpener({ alice: msgs }, { whole: true }) });
-    const wire = (m: string): string => `+OK ${wireSize(Buffer.from(m))} octets\r\n${m.replace(/\r\n\./g, '\r\n..')}.\r\n`;
-    const io = new Recorder();
-    const done = r.server.serveStream(io);
-    io.push('USER alice\r\nPASS wonderland\r\n');
-    await io.until('+OK alice has 100');
-    // Lockstep: one RETR, nothing after it: its reply goes out without waiting for more.
-    io.push('RETR 1\r\n');
-    await io.until(wire(msgs[0]!));
-    const before = io.batches.length;
-    io.push(msgs.map((_, i) => `RETR ${i + 1}\r\n`).join('') + 'QUIT\r\n');
-    await done;
-    const text = io.text();
-    expect(text.slice(text.indexOf(wire(msgs[0]!)))).to.equal(wire(msgs[0]!) + msgs.map(wire).join('') + '+OK popspool signing off (100 messages left)\r\n');
-    const batches = io.batches.slice(before);
-    // One write per RETR would be 101; one batch per 256 KiB is about 8.
-    expect(batches.length).to.be.within(8, 20);
-    const largest = Math.max(...msgs.map((m) => wire(m).length));
-    for (const b of batches) expect(b.length).to.be.at.most(256 * 1024 + largest);
-  });
-
   it('serveStream() serves a plain duplex (stdio/inetd mode)', async () => {
     const input = new PassThrough();
     const output = new PassThrough();

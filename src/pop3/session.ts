@@ -56,12 +56,8 @@ export interface SessionOptions {
 const EMPTY = Buffer.alloc(0);
 const TERMINATOR_BYTES = Buffer.from(TERMINATOR, 'latin1');
 
-/**
- * Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). Small
- * messages of pipelined RETRs are gathered too, so a batch of them leaves in one writev: about
- * as much as one streamed chunk (the READ_HIGH_WATER of a large RETR) held per session.
- */
-const CORK_BYTES = 256 * 1024;
+/** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
+const CORK_BYTES = 16 * 1024;
 /** After a final reply, how long a peer that does not read may keep the socket open. */
 const HANGUP_GRACE_MS = 2000;
 /** A timeout that fires while a handler works (login, lock wait, UPDATE) looks again this much later. */
@@ -81,8 +77,7 @@ export class Pop3Session implements CommandContext {
   private md: Maildrop | undefined;
   private user = '';
   private tls: boolean;
-  /** Replies gathered for the next write, in order: status lines, and small messages' wire bytes. */
-  private out: (string | Buffer)[] = [];
+  private out: string[] = [];
   private outBytes = 0;
   private closed = false;
   private eof = false;
@@ -378,12 +373,10 @@ export class Pop3Session implements CommandContext {
     this.send(statusLine(ok(text)) + '\r\n');
     const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
     if (Buffer.isBuffer(src)) {
-      // A small message, whole: status line, body and terminator are gathered with the replies
-      // before and after it, and leave in one writev when the client has no more commands
-      // waiting (at once for a lockstep client; a pipelined batch of RETRs as one write).
+      // A small message, whole: status line, body and terminator in one writev.
       const wire = enc.push(src);
       if (this.closed) return false;
-      this.gather(wire, enc.end(), TERMINATOR_BYTES);
+      await this.write(wire, enc.end(), TERMINATOR_BYTES);
       body.onSent?.(enc.octets, enc.complete);
       return true;
     }
@@ -555,45 +548,25 @@ export class Pop3Session implements CommandContext {
     this.outBytes += s.length;
   }
 
-  /** Gathers wire bytes after the replies already gathered (see CORK_BYTES). */
-  private gather(...data: Buffer[]): void {
-    for (const d of data) {
-      this.out.push(d);
-      this.outBytes += d.length;
-    }
-  }
-
-  /** The gathered replies as buffers (adjacent status lines joined into one), in order. */
-  private takeOut(): Buffer[] {
-    const parts: Buffer[] = [];
-    let text = '';
-    for (const p of this.out) {
-      if (typeof p === 'string') {
-        text += p;
-        continue;
-      }
-      if (text) parts.push(Buffer.from(text, 'utf8'));
-      text = '';
-      parts.push(p);
-    }
-    if (text) parts.push(Buffer.from(text, 'utf8'));
-    this.out = [];
-    this.outBytes = 0;
-    return parts;
-  }
-
   /** Write gathered replies; wait while the output buffer is full. */
   private async flush(): Promise<void> {
     if (this.out.length === 0) return;
-    await this.write();
+    const data = Buffer.from(this.out.join(''), 'utf8');
+    this.out = [];
+    this.outBytes = 0;
+    await this.write(data);
   }
 
   /**
    * Writes gathered replies, then `data`, as one corked batch (one writev on a socket, no
    * copying into one buffer); waits while the output buffer is full.
    */
-  private async write(...more: Buffer[]): Promise<void> {
-    const data = this.out.length ? [...this.takeOut(), ...more] : more;
+  private async write(...data: Buffer[]): Promise<void> {
+    if (this.out.length) {
+      data.unshift(Buffer.from(this.out.join(''), 'utf8'));
+      this.out = [];
+      this.outBytes = 0;
+    }
     if (this.closed) return;
     this.armTimer();
     const s = this.stream;
