@@ -288,7 +288,7 @@ describe('POP3 session (memory drop)', function () {
       last = drop.reads;
     }
     const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - before;
-    // The socket buffers on both ends hold a few MB; the server stops at one gathered batch more.
+    // The socket buffers on both ends hold a few MB; then the server waits for 'drain'.
     expect(drop.reads).to.be.below(2000);
     expect(grown).to.be.below(64 * KB * KB);
     c.close();

@@ -68,19 +68,12 @@ def recv():
         raise EOFError("server closed the connection")
     buf.extend(chunk[:k])
 def line():
-    global buf
-    scan = 0
-    while True:
-        e = buf.find(b"\r\n", scan)
-        if e >= 0:
-            l = bytes(buf[:e]); del buf[:e + 2]
-            if not l.startswith(b"+OK"):
-                raise RuntimeError("server said: %r" % l[:200])
-            return l
-        scan = max(0, len(buf) - 1); recv()
-def span():
-    # Waits for a whole multi-line reply at the front of buf; returns where its status line's
-    # CRLF and its terminating CRLF.CRLF start.
+    e = status()
+    l = bytes(buf[:e]); del buf[:e + 2]
+    return l
+def status():
+    # Waits for the status line of the reply at the front of buf (it must be +OK); returns
+    # where its CRLF starts.
     scan = 0
     while True:
         e = buf.find(b"\r\n", scan)
@@ -88,6 +81,11 @@ def span():
         scan = max(0, len(buf) - 1); recv()
     if not buf.startswith(b"+OK"):
         raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
+    return e
+def span():
+    # Waits for a whole multi-line reply at the front of buf; returns where its status line's
+    # CRLF and its terminating CRLF.CRLF start.
+    e = status()
     scan = e
     while True:
         t = buf.find(b"\r\n.\r\n", scan)
@@ -105,13 +103,7 @@ def retr(i):
     # line, each CRLF "." is a stuffed dot (CRLF ".." loses one), the terminator (CRLF ".\r\n"),
     # or a line kept as it is; the un-stuffed body is hashed piece by piece where it lies in the
     # buffer, and bytes already hashed are dropped, so a large message never piles up.
-    scan = 0
-    while True:
-        e = buf.find(b"\r\n", scan)
-        if e >= 0: break
-        scan = max(0, len(buf) - 1); recv()
-    if not buf.startswith(b"+OK"):
-        raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
+    e = status()
     h = hashlib.sha256()
     n = 0
     a = e + 2  # the first byte of the body not hashed yet
