@@ -40,6 +40,26 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * The client pipelines 100,000 "RETR 1" and never reads its replies. Waits until the server is
+ * blocked on the full socket (the drop's reads stop increasing); returns how much this
+ * process's memory grew meanwhile.
+ */
+async function floodWithRetr(c: Pop3TestClient, drop: { readonly reads: number }): Promise<number> {
+  const used = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+  global.gc?.();
+  const before = used();
+  c.socket.pause();
+  c.socket.write(Buffer.from('RETR 1\r\n'.repeat(100_000)));
+  let last = -1;
+  for (let stable = 0; stable < 5; ) {
+    await new Promise((res) => setTimeout(res, 100));
+    stable = drop.reads === last ? stable + 1 : 0;
+    last = drop.reads;
+  }
+  return used() - before;
+}
+
 describe('POP3 session (memory drop)', function () {
   this.timeout(20000);
   let r: Running;
@@ -246,20 +266,8 @@ describe('POP3 session (memory drop)', function () {
     r = await start({ alice: [big] });
     const c = await connect();
     await c.login('alice', 'wonderland');
-    global.gc?.();
-    const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
-    c.socket.pause(); // never read
-    const cmds = Buffer.from('RETR 1\r\n'.repeat(100_000));
-    c.socket.write(cmds);
     const drop = r.opener.opened[0]!;
-    // Let the server run until it is blocked on the full socket (reads stop increasing).
-    let last = -1;
-    for (let stable = 0; stable < 5; ) {
-      await new Promise((res) => setTimeout(res, 100));
-      stable = drop.reads === last ? stable + 1 : 0;
-      last = drop.reads;
-    }
-    const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - before;
+    const grown = await floodWithRetr(c, drop);
     expect(drop.reads).to.be.at.most(10); // an unbounded server would have served hundreds of 8 MB messages
     expect(grown).to.be.below(200 * MB);
     c.close(); // mid-RETR
@@ -276,18 +284,8 @@ describe('POP3 session (memory drop)', function () {
     r = await start({ alice: [msg] }, { dropOpener: opener });
     const c = await connect();
     await c.login('alice', 'wonderland');
-    global.gc?.();
-    const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
-    c.socket.pause(); // never read
-    c.socket.write(Buffer.from('RETR 1\r\n'.repeat(100_000))); // 2 GB of replies if all were served
     const drop = opener.opened[0]!;
-    let last = -1;
-    for (let stable = 0; stable < 5; ) {
-      await new Promise((res) => setTimeout(res, 100));
-      stable = drop.reads === last ? stable + 1 : 0;
-      last = drop.reads;
-    }
-    const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - before;
+    const grown = await floodWithRetr(c, drop); // 2 GB of replies if all were served
     // The socket buffers on both ends hold a few MB; then the server waits for 'drain'.
     expect(drop.reads).to.be.below(2000);
     expect(grown).to.be.below(64 * KB * KB);
