@@ -82,17 +82,14 @@ def status():
     if not buf.startswith(b"+OK"):
         raise RuntimeError("server said: %r" % bytes(buf[:min(e, 200)]))
     return e
-def span():
-    # Waits for a whole multi-line reply at the front of buf; returns where its status line's
-    # CRLF and its terminating CRLF.CRLF start.
+def multi():
+    # A whole multi-line reply (CAPA): waits for its terminating CRLF.CRLF, returns the body un-stuffed.
     e = status()
     scan = e
     while True:
         t = buf.find(b"\r\n.\r\n", scan)
-        if t >= 0: return e, t
+        if t >= 0: break
         scan = max(e, len(buf) - 4); recv()
-def multi():
-    e, t = span()
     body = bytes(buf[e + 2:t + 2]).replace(b"\r\n..", b"\r\n.")
     if body.startswith(b".."):
         body = body[1:]
