@@ -4,7 +4,7 @@
  * rewritten by a flags update (Status/X-Status) and none depends on the message's position,
  * so the UIDL survives both. Duplicates are made unique by finalizeUidls.
  */
-import { hash } from 'node:crypto';
+import { md5HexLatin1 } from './md5-wasm.js';
 
 /** RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
 export const UIDL_MAX_LENGTH = 70;
@@ -48,8 +48,8 @@ export function uidlFromValues(fromLine: string, values: KeptValues): string {
     const v = values[id];
     if (v !== undefined) input += `${KEPT_NAMES[id]!}:${v}\n`;
   }
-  // One-shot hash (no Hash object per message: a scan computes tens of thousands of these).
-  return hash('md5', Buffer.from(input, 'latin1'), 'hex');
+  // In wasm (md5-wasm.ts): no Buffer or Hash object per message, and a scan computes tens of thousands.
+  return md5HexLatin1(input);
 }
 
 /**
