@@ -108,6 +108,12 @@ export class Progress {
     process.stderr.write(`[${this.stamp()}] (${this.n}/${this.total}) ${label}\n`);
   }
 
+  /** Steps that will not run (a server skipped or unable to start), said once. */
+  skip(steps: number, text: string): void {
+    this.n += steps;
+    process.stderr.write(`[${this.stamp()}] (${this.n}/${this.total}) ${text}\n`);
+  }
+
   info(text: string): void {
     process.stderr.write(`[${this.stamp()}]   ${text}\n`);
   }

@@ -27,6 +27,8 @@ export { parseBenchArgs, type BenchOptions } from './options.js';
 const BENCH_PASSWORD = 'bench-Pw-1939';
 /** Messages per small mailbox in workload f. */
 const SMALL_MAILBOX_MESSAGES = 4;
+/** Pause before each measured repetition: popspool writes its cache file 200 ms after a login reply. */
+const SETTLE_MS = 300;
 
 function bytesLabel(n: number): string {
   if (n >= 1 << 30 && n % (1 << 30) === 0) return `${n / (1 << 30)}g`;
@@ -116,56 +118,62 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   ];
   const w = opts.workloads;
   const transfer = mix.filter((m) => m.manifest.count <= opts.transferMax);
-  const plan: [string, (ctx: Ctx, t: Target) => Promise<void>][] = [];
+  /** A workload on one mailbox: its label, how many repetitions, and one repetition against one server. */
+  const plan: { label: string; reps: number; run: (ctx: Ctx, t: Target) => Promise<void> }[] = [];
   for (const sk of opts.skip) results.notes.push(`skipped on request: ${sk}`);
-  if (w.has('a')) for (const m of mix) plan.push([`a check-mail ${m.label}`, (c, t) => workloadA(c, t, m)]);
-  if (w.has('b')) for (const m of transfer) plan.push([`b download-all ${m.label}`, (c, t) => workloadB(c, t, m)]);
-  if (w.has('c')) for (const m of transfer) plan.push([`c download-delete-all ${m.label}`, (c, t) => workloadC(c, t, m)]);
-  if (w.has('d')) for (const m of transfer) plan.push([`d delete-10% ${m.label}`, (c, t) => workloadD(c, t, m)]);
-  if (big) plan.push([`e RETR ${big.label} message`, (c, t) => workloadE(c, t, big)]);
-  if (small.length) plan.push([`f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, (c, t) => workloadF(c, t, small)]);
+  if (w.has('a')) for (const m of mix) plan.push({ label: `a check-mail ${m.label}`, reps: opts.reps, run: (c, t) => workloadA(c, t, m) });
+  if (w.has('b')) for (const m of transfer) plan.push({ label: `b download-all ${m.label}`, reps: opts.transferReps, run: (c, t) => workloadB(c, t, m) });
+  if (w.has('c')) for (const m of transfer) plan.push({ label: `c download-delete-all ${m.label}`, reps: opts.transferReps, run: (c, t) => workloadC(c, t, m) });
+  if (w.has('d')) for (const m of transfer) plan.push({ label: `d delete-10% ${m.label}`, reps: opts.transferReps, run: (c, t) => workloadD(c, t, m) });
+  if (big) plan.push({ label: `e RETR ${big.label} message`, reps: opts.reps, run: (c, t) => workloadE(c, t, big) });
+  // f repeats inside (per concurrency level, after a warm-up pass that must come first).
+  if (small.length) plan.push({ label: `f ${small.length} sessions at ${opts.concurrency.join('/')} at once`, reps: 1, run: (c, t) => workloadF(c, t, small) });
 
-  const progress = new Progress(targets.length * plan.length);
+  const progress = new Progress(plan.reduce((n, p) => n + p.reps, 0) * targets.length);
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
-  // Workload by workload, every server in turn: the ratios the targets compare are measured
-  // minutes apart at most, not a whole run apart, so a shared machine's slow spell lands on
-  // all sides of a comparison instead of on one. Each (workload, server) pair gets a freshly
-  // started server after the previous writes are on disk: none inherits another's memory (peak
-  // RSS), caches or writeback.
+  // Workload by workload, with every server started afresh for it (none inherits another's
+  // memory, caches or writeback), and the servers interleaved repetition by repetition: the
+  // first in the order given, the second in reverse, and so on. A shared machine's speed
+  // changes by 2× within minutes; run one server's repetitions all at once and one side of a
+  // ratio can fall in a slow spell that the other misses. Interleaved, each side's median
+  // draws from the same minutes. Servers idle while another is measured; a pause before each
+  // repetition lets the last one's deferred work (popspool's cache write) finish first.
   const broken = new Set<Target>();
   try {
-    for (const [label, run] of plan) {
-      for (const target of targets) {
-        progress.step(`${target.name}: ${label}`);
-        if (broken.has(target)) {
-          progress.info('skipped: it could not start');
-          continue;
+    for (const { label, reps, run } of plan) {
+      const running: Target[] = [];
+      try {
+        for (const target of targets) {
+          const why = broken.has(target) ? 'it could not start'
+            : opts.skip.has(`${target.name}:${label[0]}`) ? '--skip'
+              : target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f' ? `--workers ${target.workers} runs workload f only`
+                : null;
+          if (why !== null) {
+            progress.skip(reps, `${target.name}: ${label}: skipped (${why})`);
+            continue;
+          }
+          try {
+            await target.start();
+            running.push(target);
+          } catch (err) {
+            broken.add(target);
+            results.fail(target, 'start', (err as Error).message);
+            results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
+            progress.skip(reps, `${target.name} could not start: ${(err as Error).message}`);
+          }
         }
-        if (opts.skip.has(`${target.name}:${label[0]}`)) {
-          progress.info('skipped (--skip)');
-          continue;
+        for (let rep = 0; rep < reps; rep++) {
+          for (const target of rep % 2 === 0 ? running : [...running].reverse()) {
+            progress.step(`${target.name}: ${label}${reps > 1 ? ` (${rep + 1} of ${reps})` : ''}`);
+            spawnSync('sync', { stdio: 'ignore' });
+            await new Promise((r) => setTimeout(r, SETTLE_MS));
+            const t0 = Date.now();
+            await run(ctx, target);
+            progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+          }
         }
-        if (target instanceof PopspoolTarget && target.workers > 1 && label[0] !== 'f') {
-          progress.info(`skipped: ${target.name} (--workers ${target.workers}) runs workload f only`);
-          continue;
-        }
-        spawnSync('sync', { stdio: 'ignore' });
-        try {
-          await target.start();
-        } catch (err) {
-          broken.add(target);
-          results.fail(target, 'start', (err as Error).message);
-          results.notes.push(`${target.name} could not start: ${(err as Error).message.slice(0, 300)}`);
-          progress.info(`${target.name} could not start: ${(err as Error).message}`);
-          continue;
-        }
-        try {
-          const t0 = Date.now();
-          await run(ctx, target);
-          progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-        } finally {
-          await target.stop();
-        }
+      } finally {
+        for (const target of running) await target.stop();
       }
     }
   } finally {

@@ -1,5 +1,6 @@
 /**
- * Workloads a–e, run against one target at a time. Every session verifies what it gets: STAT
+ * Workloads a–e, one repetition each, run against one target at a time (index.ts interleaves
+ * the targets repetition by repetition). Every session verifies what it gets: STAT
  * against the manifest, every RETR byte against the generator's digest, and after updates a
  * fresh session's STAT against the survivors. A failure is recorded (and, for popspool, makes
  * the bench exit non-zero) rather than aborting the run.
@@ -97,15 +98,13 @@ function report(ctx: Ctx, target: Target, what: string, bad: readonly string[]):
 /** (a) check-mail: cold (spool changed, caches dropped), then warm (the same spool again). */
 export async function workloadA(ctx: Ctx, target: Target, mb: Mailbox): Promise<void> {
   const want = { count: mb.manifest.count, octets: totalOctets(mb.manifest.messages) };
-  for (let rep = 0; rep < ctx.opts.reps; rep++) {
-    ctx.spools.makeCold(mb.user, mb.template, target);
-    for (const phase of ['cold', 'warm'] as const) {
-      try {
-        const r = await measured(target, () => checkMail(target.port, mb.user, ctx.env.password, want, ctx, target));
-        ctx.results.add(target.name, `a.${phase}/${mb.label}`, r.seconds, 's', 'lower', r.usage);
-      } catch (err) {
-        ctx.results.fail(target, `a check-mail ${phase} ${mb.label}`, (err as Error).message);
-      }
+  ctx.spools.makeCold(mb.user, mb.template, target);
+  for (const phase of ['cold', 'warm'] as const) {
+    try {
+      const r = await measured(target, () => checkMail(target.port, mb.user, ctx.env.password, want, ctx, target));
+      ctx.results.add(target.name, `a.${phase}/${mb.label}`, r.seconds, 's', 'lower', r.usage);
+    } catch (err) {
+      ctx.results.fail(target, `a check-mail ${phase} ${mb.label}`, (err as Error).message);
     }
   }
 }
@@ -126,77 +125,73 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
   const bytes = totalOctets(mb.manifest.messages);
   const n = mb.manifest.count;
   const want = mb.manifest.messages;
-  for (let rep = 0; rep < ctx.opts.transferReps; rep++) {
-    ctx.spools.ensurePristine(mb.user, mb.template);
-    const what = `b download-all ${mb.label}`;
-    try {
-      await checkMail(target.port, mb.user, ctx.env.password); // warm-up: the scan is workload a's business
-      if (ctx.python) {
-        const r = await measured(target, () => pythonSession('quickack', target.port, mb.user, ctx.env.password, want));
-        pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
-        ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.value.total, 'MB/s', 'higher', r.usage);
-        ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
-        ctx.spools.ensurePristine(mb.user, mb.template);
-        await checkMail(target.port, mb.user, ctx.env.password); // a server that changed the spool (Mailutils) rescans here
-        const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));
-        pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
-        ctx.results.add(target.name, `b.pipe.mbps/${mb.label}`, bytes / MB / p.value.total, 'MB/s', 'higher', p.usage);
-        ctx.pipelined.set(target.name, p.value.pipelined);
-      } else {
-        const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => false }));
-        report(ctx, target, what, r.value.bad);
-        ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.seconds, 'MB/s', 'higher', r.usage);
-        ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retrSeconds * 1000) / n, 'ms', 'lower');
-      }
-    } catch (err) {
-      ctx.results.fail(target, what, (err as Error).message);
-    }
-    if (!ctx.python) continue;
-    try {
+  ctx.spools.ensurePristine(mb.user, mb.template);
+  const what = `b download-all ${mb.label}`;
+  try {
+    await checkMail(target.port, mb.user, ctx.env.password); // warm-up: the scan is workload a's business
+    if (ctx.python) {
+      const r = await measured(target, () => pythonSession('quickack', target.port, mb.user, ctx.env.password, want));
+      pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
+      ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.value.total, 'MB/s', 'higher', r.usage);
+      ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
       ctx.spools.ensurePristine(mb.user, mb.template);
-      const py = await pythonSession('poplib', target.port, mb.user, ctx.env.password, want);
-      pyVerified(ctx, target, `${what} (poplib)`, py, n);
-      ctx.results.add(target.name, `b.py.msretr/${mb.label}`, (py.retr * 1000) / n, 'ms', 'lower');
-      ctx.results.add(target.name, `b.py.mbps/${mb.label}`, bytes / MB / py.total, 'MB/s', 'higher');
-    } catch (err) {
-      ctx.results.fail(target, `${what} (poplib)`, (err as Error).message);
+      await checkMail(target.port, mb.user, ctx.env.password); // a server that changed the spool (Mailutils) rescans here
+      const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));
+      pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
+      ctx.results.add(target.name, `b.pipe.mbps/${mb.label}`, bytes / MB / p.value.total, 'MB/s', 'higher', p.usage);
+      ctx.pipelined.set(target.name, p.value.pipelined);
+    } else {
+      const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => false }));
+      report(ctx, target, what, r.value.bad);
+      ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.seconds, 'MB/s', 'higher', r.usage);
+      ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retrSeconds * 1000) / n, 'ms', 'lower');
     }
+  } catch (err) {
+    ctx.results.fail(target, what, (err as Error).message);
+  }
+  if (!ctx.python) return;
+  try {
+    ctx.spools.ensurePristine(mb.user, mb.template);
+    const py = await pythonSession('poplib', target.port, mb.user, ctx.env.password, want);
+    pyVerified(ctx, target, `${what} (poplib)`, py, n);
+    ctx.results.add(target.name, `b.py.msretr/${mb.label}`, (py.retr * 1000) / n, 'ms', 'lower');
+    ctx.results.add(target.name, `b.py.mbps/${mb.label}`, bytes / MB / py.total, 'MB/s', 'higher');
+  } catch (err) {
+    ctx.results.fail(target, `${what} (poplib)`, (err as Error).message);
   }
 }
 
 /** (c) download and delete all, including the QUIT update (the QUICKACK client when python3 is there). */
 export async function workloadC(ctx: Ctx, target: Target, mb: Mailbox): Promise<void> {
   const n = mb.manifest.count;
-  for (let rep = 0; rep < ctx.opts.transferReps; rep++) {
-    ctx.spools.ensurePristine(mb.user, mb.template);
-    const what = `c download-delete-all ${mb.label}`;
-    try {
-      await checkMail(target.port, mb.user, ctx.env.password);
-      if (ctx.python) {
-        const r = await measured(target, () => pythonSession('quickack', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
-        pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
-        ctx.results.add(target.name, `c.total/${mb.label}`, r.value.total, 's', 'lower', r.usage);
-        ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quit, 's', 'lower');
-        await verifySurvivors(ctx, target, mb, () => false, what);
-        ctx.spools.forget(mb.user);
-        ctx.spools.ensurePristine(mb.user, mb.template);
-        await checkMail(target.port, mb.user, ctx.env.password);
-        const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
-        pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
-        ctx.results.add(target.name, `c.pipe.total/${mb.label}`, p.value.total, 's', 'lower', p.usage);
-        ctx.pipelined.set(target.name, p.value.pipelined);
-      } else {
-        const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => true }));
-        report(ctx, target, what, r.value.bad);
-        ctx.results.add(target.name, `c.total/${mb.label}`, r.seconds, 's', 'lower', r.usage);
-        ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quitSeconds, 's', 'lower');
-      }
+  ctx.spools.ensurePristine(mb.user, mb.template);
+  const what = `c download-delete-all ${mb.label}`;
+  try {
+    await checkMail(target.port, mb.user, ctx.env.password);
+    if (ctx.python) {
+      const r = await measured(target, () => pythonSession('quickack', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
+      pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
+      ctx.results.add(target.name, `c.total/${mb.label}`, r.value.total, 's', 'lower', r.usage);
+      ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quit, 's', 'lower');
       await verifySurvivors(ctx, target, mb, () => false, what);
-    } catch (err) {
-      ctx.results.fail(target, what, (err as Error).message);
+      ctx.spools.forget(mb.user);
+      ctx.spools.ensurePristine(mb.user, mb.template);
+      await checkMail(target.port, mb.user, ctx.env.password);
+      const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
+      pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
+      ctx.results.add(target.name, `c.pipe.total/${mb.label}`, p.value.total, 's', 'lower', p.usage);
+      ctx.pipelined.set(target.name, p.value.pipelined);
+    } else {
+      const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => true }));
+      report(ctx, target, what, r.value.bad);
+      ctx.results.add(target.name, `c.total/${mb.label}`, r.seconds, 's', 'lower', r.usage);
+      ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quitSeconds, 's', 'lower');
     }
-    ctx.spools.forget(mb.user);
+    await verifySurvivors(ctx, target, mb, () => false, what);
+  } catch (err) {
+    ctx.results.fail(target, what, (err as Error).message);
   }
+  ctx.spools.forget(mb.user);
 }
 
 /** Every tenth message, offset so the first and the last ones survive: deletions spread through the spool. */
@@ -204,37 +199,33 @@ export const deleted10 = (i: number): boolean => i % 10 === 5;
 
 /** (d) delete 10 % spread through the spool, QUIT: the update time. */
 export async function workloadD(ctx: Ctx, target: Target, mb: Mailbox): Promise<void> {
-  for (let rep = 0; rep < ctx.opts.transferReps; rep++) {
-    ctx.spools.ensurePristine(mb.user, mb.template);
-    const what = `d delete-10% ${mb.label}`;
-    try {
-      await checkMail(target.port, mb.user, ctx.env.password);
-      const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: false, dele: deleted10 }));
-      ctx.results.add(target.name, `d.quit/${mb.label}`, r.value.quitSeconds, 's', 'lower', r.usage);
-      ctx.results.add(target.name, `d.done/${mb.label}`, r.value.closeSeconds, 's', 'lower');
-      ctx.results.add(target.name, `d.total/${mb.label}`, r.seconds, 's', 'lower');
-      await verifySurvivors(ctx, target, mb, (i) => !deleted10(i), what);
-    } catch (err) {
-      ctx.results.fail(target, what, (err as Error).message);
-    }
-    ctx.spools.forget(mb.user);
+  ctx.spools.ensurePristine(mb.user, mb.template);
+  const what = `d delete-10% ${mb.label}`;
+  try {
+    await checkMail(target.port, mb.user, ctx.env.password);
+    const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: false, dele: deleted10 }));
+    ctx.results.add(target.name, `d.quit/${mb.label}`, r.value.quitSeconds, 's', 'lower', r.usage);
+    ctx.results.add(target.name, `d.done/${mb.label}`, r.value.closeSeconds, 's', 'lower');
+    ctx.results.add(target.name, `d.total/${mb.label}`, r.seconds, 's', 'lower');
+    await verifySurvivors(ctx, target, mb, (i) => !deleted10(i), what);
+  } catch (err) {
+    ctx.results.fail(target, what, (err as Error).message);
   }
+  ctx.spools.forget(mb.user);
 }
 
 /** (e) RETR of one huge message: MB/s and the server's peak RSS. */
 export async function workloadE(ctx: Ctx, target: Target, mb: Mailbox): Promise<void> {
   const bytes = totalOctets(mb.manifest.messages);
-  for (let rep = 0; rep < ctx.opts.reps; rep++) {
-    ctx.spools.ensurePristine(mb.user, mb.template);
-    const what = `e RETR ${mb.label} message`;
-    try {
-      await checkMail(target.port, mb.user, ctx.env.password);
-      // CRC-32 instead of SHA-256: the check must not be what bounds the MB/s (see client.ts).
-      const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => false, check: 'crc32' }));
-      report(ctx, target, what, r.value.bad);
-      ctx.results.add(target.name, `e.mbps/${mb.label}`, bytes / MB / r.value.retrSeconds, 'MB/s', 'higher', r.usage);
-    } catch (err) {
-      ctx.results.fail(target, what, (err as Error).message);
-    }
+  ctx.spools.ensurePristine(mb.user, mb.template);
+  const what = `e RETR ${mb.label} message`;
+  try {
+    await checkMail(target.port, mb.user, ctx.env.password);
+    // CRC-32 instead of SHA-256: the check must not be what bounds the MB/s (see client.ts).
+    const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => false, check: 'crc32' }));
+    report(ctx, target, what, r.value.bad);
+    ctx.results.add(target.name, `e.mbps/${mb.label}`, bytes / MB / r.value.retrSeconds, 'MB/s', 'higher', r.usage);
+  } catch (err) {
+    ctx.results.fail(target, what, (err as Error).message);
   }
 }
