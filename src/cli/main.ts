@@ -49,6 +49,11 @@ function givenSettings(argv: Record<string, unknown>): Record<string, unknown> {
 }
 
 export async function main(args: string[]): Promise<void> {
+  // yargs renders the whole help text after every command's handler, to have it at hand should
+  // the command fail; wrapping it to the terminal is ~0.1 s of CPU, which inetd mode (--stdio,
+  // one process per connection) paid on every connection. Only --help shows that text (a
+  // failure prints one line, below), so only --help wraps it.
+  const wantsHelp = args.includes('--help') || args.includes('-h');
   const parser = yargs(args)
     .scriptName('popspool')
     .usage('$0 <command> [options]\n\nA POP3 server for Unix mbox spools with Qpopper-style server mode.')
@@ -132,7 +137,7 @@ export async function main(args: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(wantsHelp ? Math.min(110, process.stdout.columns || 100) : null)
     .fail((msg, err) => {
       const text = err instanceof PopspoolError || !err ? (msg ?? err?.message) : err.message;
       console.error(`popspool: ${text ?? 'invalid command line'}`);
