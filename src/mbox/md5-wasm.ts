@@ -33,11 +33,11 @@ const SHIFTS = [[7, 12, 17, 22], [5, 9, 14, 20], [4, 11, 16, 23], [6, 10, 15, 21
 const IV = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
 /** Where the hex digest is written, the digest's bytes on the way, and where the input starts. */
-export const OUT_AT = 0;
+const OUT_AT = 0;
 const DIGEST_AT = 32;
-export const IN_AT = 64;
+const IN_AT = 64;
 /** Bytes after the input that the padding may overwrite. */
-export const PAD_ROOM = 72;
+const PAD_ROOM = 72;
 const PAGES = 2;
 
 // Opcodes.
