@@ -19,7 +19,7 @@
  *            d += T1;  h = T1 + Σ0(a) + ((a & b) | (c & (a | b)))
  *            then the names rotate: (a..h) ← (h, a, b, c, d, e, f, g)
  */
-import { i32const, i64const, MODULE_HEADER, name, section, uleb, vec, WA, type WasmMemory } from '../wasm/asm.js';
+import { i32const, i64const, instantiateOwn, MODULE_HEADER, name, section, uleb, vec, type WasmMemory } from '../wasm/asm.js';
 
 /** Exact integer k-th root (floor) of a non-negative BigInt, by Newton's method. */
 function iroot(n: bigint, k: bigint): bigint {
@@ -200,18 +200,11 @@ let instance: Sha512Wasm | null | undefined;
 /** The shared instance (its users are synchronous), or null without wasm SIMD. */
 export function sha512Wasm(): Sha512Wasm | null {
   if (instance !== undefined) return instance;
-  instance = null;
-  try {
-    if (WA !== undefined && WA.validate(SHA512_WASM)) {
-      const ex = new WA.Instance(new WA.Module(SHA512_WASM)).exports;
-      instance = {
-        mem: new Uint8Array((ex['mem'] as WasmMemory).buffer),
-        digest: ex['digest'] as Sha512Wasm['digest'],
-        crypt: ex['crypt'] as Sha512Wasm['crypt'],
-      };
-    }
-  } catch {
-    instance = null;
-  }
+  const ex = instantiateOwn(SHA512_WASM);
+  instance = ex && {
+    mem: new Uint8Array((ex['mem'] as WasmMemory).buffer),
+    digest: ex['digest'] as Sha512Wasm['digest'],
+    crypt: ex['crypt'] as Sha512Wasm['crypt'],
+  };
   return instance;
 }

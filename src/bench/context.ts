@@ -11,6 +11,9 @@ import type { BenchEnv, Target } from './servers.js';
 
 export type Better = 'lower' | 'higher';
 
+/** Pause before each measured repetition: popspool writes its cache file 200 ms after a login reply. */
+export const SETTLE_MS = 300;
+
 export interface Series {
   readonly target: string;
   /** Measurement key, e.g. "a.warm/50k", "b.mbps/10k". */

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { workloadF } from './concurrency.js';
-import { Progress, Results, Spools, type Ctx, type Mailbox } from './context.js';
+import { Progress, Results, SETTLE_MS, Spools, type Ctx, type Mailbox } from './context.js';
 import { writeCredentials } from './credentials.js';
 import { cachedMailbox } from './generator.js';
 import { machine, peerVersion, probeFsync } from './machine.js';
@@ -27,8 +27,6 @@ export { parseBenchArgs, type BenchOptions } from './options.js';
 const BENCH_PASSWORD = 'bench-Pw-1939';
 /** Messages per small mailbox in workload f. */
 const SMALL_MAILBOX_MESSAGES = 4;
-/** Pause before each measured repetition: popspool writes its cache file 200 ms after a login reply. */
-const SETTLE_MS = 300;
 
 function bytesLabel(n: number): string {
   if (n >= 1 << 30 && n % (1 << 30) === 0) return `${n / (1 << 30)}g`;

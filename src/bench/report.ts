@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { median, type Mailbox, type Results, type Series } from './context.js';
+import { median, SETTLE_MS, type Mailbox, type Results, type Series } from './context.js';
 import type { SchemeInfo } from './credentials.js';
 import type { MachineInfo } from './machine.js';
 import { WORKLOADS, type BenchOptions } from './options.js';
@@ -274,7 +274,7 @@ function method(python: boolean): string[] {
     + 'the bench client un-stuffs every RETR reply and compares its size and SHA-256, or in (e) its size and CRC-32: SHA-256 runs at about 1.1 GB/s on this kind of machine and would bound (e)\'s MB/s for every server, zlib\'s CRC-32 at about 3 GB/s. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
     + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. For each workload every server is started afresh, after `sync`, '
-    + 'so none inherits another\'s memory, caches or disk writeback. The run goes workload by workload; within one, the servers take turns repetition by repetition (in the order of the tables, then in reverse, and so on), each repetition after `sync` and a 0.3 s pause, so both sides of a ratio draw their medians from the same minutes of a shared machine whose speed drifts. The page cache is warm in all cases.',
+    + 'so none inherits another\'s memory, caches or disk writeback. The run goes workload by workload; within one, the servers take turns repetition by repetition (in the order of the tables, then in reverse, and so on), each repetition after `sync` and a ' + `${SETTLE_MS / 1000} s pause, so both sides of a ratio draw their medians from the same minutes of a shared machine whose speed drifts. The page cache is warm in all cases.`,
     '- **cold** = first session after the spool changed (its mtime is moved, popspool\'s cache file and Dovecot\'s index are removed); **warm** = the next session.',
     python
       ? '- (b) and (c) use a python3 raw-socket client that sets TCP_NODELAY and re-arms TCP_QUICKACK after every recv (the kernel clears it), as the issue\'s orientation figures were measured: '

@@ -25,7 +25,7 @@
  *   "0123456789abcdef" (i8x16.swizzle) and interleaved (i8x16.shuffle) into 32 characters.
  */
 import { hash } from 'node:crypto';
-import { i32const, i64const, MODULE_HEADER, name, section, uleb, vec, WA, type WasmMemory } from '../wasm/asm.js';
+import { i32const, i64const, instantiateOwn, MODULE_HEADER, name, section, uleb, vec, type WasmMemory } from '../wasm/asm.js';
 
 /** The 64 step constants: floor(2^32 · |sin(i + 1)|). */
 export const MD5_K: readonly number[] = Array.from({ length: 64 }, (_, i) => Math.floor(Math.abs(Math.sin(i + 1)) * 2 ** 32) >>> 0);
@@ -144,15 +144,8 @@ let instance: Md5Wasm | null | undefined;
 
 function md5Wasm(): Md5Wasm | null {
   if (instance !== undefined) return instance;
-  instance = null;
-  try {
-    if (WA !== undefined && WA.validate(MD5_WASM)) {
-      const ex = new WA.Instance(new WA.Module(MD5_WASM)).exports;
-      instance = { mem: Buffer.from((ex['mem'] as WasmMemory).buffer), hex: ex['hex'] as Md5Wasm['hex'] };
-    }
-  } catch {
-    instance = null;
-  }
+  const ex = instantiateOwn(MD5_WASM);
+  instance = ex && { mem: Buffer.from((ex['mem'] as WasmMemory).buffer), hex: ex['hex'] as Md5Wasm['hex'] };
   return instance;
 }
 

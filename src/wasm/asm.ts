@@ -70,3 +70,16 @@ export interface WasmApi {
 
 /** The WebAssembly global, or undefined where the runtime has none. */
 export const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+/**
+ * Compiles and instantiates a module that has its own memory and no imports: its exports, or
+ * null where the runtime has no WebAssembly or rejects the module (no SIMD, say). Callers keep
+ * the instance and fall back to JavaScript or node:crypto on null.
+ */
+export function instantiateOwn(bytes: Uint8Array): Record<string, unknown> | null {
+  try {
+    return WA !== undefined && WA.validate(bytes) ? new WA.Instance(new WA.Module(bytes)).exports : null;
+  } catch {
+    return null;
+  }
+}
