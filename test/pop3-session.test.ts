@@ -12,6 +12,7 @@ import { Duplex, PassThrough, Readable } from 'node:stream';
 import { encodeSaslPlain } from '../src/auth/sasl-plain.js';
 import { PasswdFile } from '../src/auth/passwd-file.js';
 import { PopspoolError } from '../src/errors.js';
+import { serverEvents, type SessionEndEvent } from '../src/obs/events.js';
 import { Pop3Server, type ServerOptions } from '../src/server/server.js';
 import { MemoryDropOpener, TableAuthenticator, wireSize, type MemoryMessage } from './helpers/memory-drop.js';
 import { Pop3TestClient } from './helpers/pop3-client.js';
@@ -291,6 +292,35 @@ describe('POP3 session (memory drop)', function () {
     expect(grown).to.be.below(64 * KB * KB);
     c.close();
     await until(() => drop.closes === 1, 'drop.close after disconnect');
+  });
+
+  it('a client flooding commands without reading replies is paused: the rest of its input stays on its side', async () => {
+    await r.server.close();
+    const MB = 1024 * 1024;
+    const msg = `Subject: small\r\n\r\n${'y'.repeat(78)}\r\n`.repeat(250); // 20 KB, answered whole
+    const opener = new MemoryDropOpener({ alice: [msg] }, { whole: true });
+    r = await start({ alice: [msg] }, { dropOpener: opener });
+    const c = await connect();
+    await c.login('alice', 'wonderland');
+    let bytesIn = -1;
+    const onEnd = (e: SessionEndEvent): void => {
+      if (e.user === 'alice') bytesIn = e.bytesIn;
+    };
+    serverEvents.on('session-end', onEnd);
+    try {
+      c.socket.pause();
+      c.socket.write(Buffer.from('RETR 1\r\n'.repeat(4 * MB))); // 32 MB of commands, 80 GB of replies
+      await new Promise((res) => setTimeout(res, 1500));
+      c.close();
+      await until(() => bytesIn >= 0, 'the session to end');
+    } finally {
+      serverEvents.off('session-end', onEnd);
+    }
+    // Replies fill the socket buffers after a few hundred RETRs; the server then reads at most
+    // INPUT_HIGH (64 KB) of commands beyond those and leaves the rest in the kernel's buffers
+    // and the client's. A server that kept reading would have taken megabytes in that time.
+    expect(opener.opened[0]!.reads).to.be.below(2000);
+    expect(bytesIn).to.be.below(MB);
   });
 
   it('limits connections per IP with a [SYS/TEMP] greeting', async () => {

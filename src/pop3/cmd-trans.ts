@@ -34,8 +34,12 @@ function list(ctx: CommandContext, args: readonly string[]): Outcome {
   return multiline(summary(ctx), lines);
 }
 
-/** A small message in one buffer (Drop.readSmall), a stream otherwise. */
-async function openMessage(drop: Drop, i: number): Promise<Readable | Buffer> {
+/** A small message in one buffer (Drop.readHeld at once, else Drop.readSmall), a stream otherwise. */
+function openMessage(drop: Drop, i: number): Buffer | Promise<Readable | Buffer> {
+  return drop.readHeld?.(i) ?? readMessage(drop, i);
+}
+
+async function readMessage(drop: Drop, i: number): Promise<Readable | Buffer> {
   return (await drop.readSmall?.(i)) ?? drop.read(i);
 }
 

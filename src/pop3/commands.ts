@@ -58,7 +58,8 @@ export class Dispatcher {
   /** Consecutive bad commands so far. */
   bad = 0;
 
-  async dispatch(ev: LineEvent, state: SessionState, ctx: CommandContext): Promise<Dispatched> {
+  /** The outcome of one line: at once when its handler answers synchronously (most do). */
+  dispatch(ev: LineEvent, state: SessionState, ctx: CommandContext): Dispatched | Promise<Dispatched> {
     if (ev.kind === 'too-long') return { verb: '', outcome: this.reject('line too long') };
     const { verb, rest } = parseLine(ev.bytes.toString('utf8'));
     const rows = BY_VERB.get(verb);
@@ -72,13 +73,21 @@ export class Dispatcher {
       // RFC 2595 §2.2 / Dovecot: no cleartext passwords on an unencrypted remote connection.
       return { verb, outcome: err('plaintext authentication disallowed on unencrypted connections', 'AUTH') };
     }
-    let outcome: Outcome;
-    try {
-      outcome = await spec.handler(ctx, args);
-    } catch (e) {
+    const failed = (e: unknown): Dispatched => {
       if (!(e instanceof PopspoolError)) log.error('command handler failed', { verb, rip: ctx.remoteAddress, error: String(e) });
-      outcome = errorOutcome(e);
+      return { verb, outcome: errorOutcome(e) };
+    };
+    let outcome: Outcome | Promise<Outcome>;
+    try {
+      outcome = spec.handler(ctx, args);
+    } catch (e) {
+      return failed(e);
     }
+    if (outcome instanceof Promise) return outcome.then((o) => this.answered(verb, o), failed);
+    return this.answered(verb, outcome);
+  }
+
+  private answered(verb: string, outcome: Outcome): Dispatched {
     if (outcome.kind !== 'err') this.bad = 0;
     return { verb, outcome };
   }

@@ -11,8 +11,9 @@ export type RespCode = 'IN-USE' | 'SYS/TEMP' | 'SYS/PERM' | 'AUTH' | 'LOGIN-DELA
 
 /** What a multi-line body streams from: a message source plus TOP's body-line limit. */
 export interface MessageBody {
-  /** Opens the raw message (headers + body as stored): a stream, or one buffer when small. */
-  readonly open: () => Promise<Readable | Buffer>;
+  /** Opens the raw message (headers + body as stored): a stream, or one buffer when small;
+   *  at once, without a promise, when the bytes are already in memory. */
+  readonly open: () => Readable | Buffer | Promise<Readable | Buffer>;
   /** TOP n: body lines to send; undefined for RETR. */
   readonly bodyLines?: number;
   /** Called after the body went out: wire octets (without stuffing) and whether it was whole. */

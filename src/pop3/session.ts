@@ -3,11 +3,17 @@
  * AUTHORIZATION → TRANSACTION → UPDATE, the read/dispatch/reply loop, timeouts, STLS, and the
  * summary log line.
  *
- * Flow control: the session reads only when it has no complete line left. Each 'data' chunk is
- * handed to the LineReader and the stream is paused; pipelined commands are then answered one
- * by one, in order, with small replies gathered into one write (a manual cork). Whenever a
- * write reports a full buffer the loop waits for 'drain' before doing anything else, so a
- * client that pipelines RETRs and never reads stalls us at one socket buffer, not at memory.
+ * Flow control: every 'data' chunk goes to the LineReader at once, and the stream is paused
+ * only while the reader holds more than INPUT_HIGH bytes the loop has not taken yet (resumed
+ * when the loop wants more): a lockstep client's next command costs no pause and resume.
+ * Pipelined commands are answered one by one, in order, with small replies gathered into one
+ * write (a manual cork). Whenever a write reports a full buffer the loop waits for 'drain'
+ * before doing anything else, so a client that pipelines RETRs and never reads stalls us at one
+ * socket buffer and INPUT_HIGH of its commands, not at memory.
+ *
+ * The loop awaits only what must wait (input, 'drain', a handler's I/O): a command whose
+ * handler answers synchronously, and a RETR whose message is already read, go from the
+ * client's line to the socket write without a promise in between.
  */
 import type { Duplex, Readable } from 'node:stream';
 import { Socket } from 'node:net';
@@ -58,6 +64,8 @@ const TERMINATOR_BYTES = Buffer.from(TERMINATOR, 'latin1');
 
 /** Flush gathered replies once they exceed this, even mid-batch (bounds the manual cork). */
 const CORK_BYTES = 16 * 1024;
+/** Unread client input beyond which the stream is paused (TCP then pushes back on the client). */
+const INPUT_HIGH = 64 * 1024;
 /** After a final reply, how long a peer that does not read may keep the socket open. */
 const HANGUP_GRACE_MS = 2000;
 /** A timeout that fires while a handler works (login, lock wait, UPDATE) looks again this much later. */
@@ -83,9 +91,12 @@ export class Pop3Session implements CommandContext {
   private eof = false;
   private tlsRequested = false;
   private shuttingDown = false;
-  private waiting: 'data' | 'drain' | undefined;
-  private readonly wakers = new Set<() => void>();
+  /** What the loop (or a flush at UPDATE's commit point) waits for; woken by the stream's events. */
+  private waiters: Array<{ readonly what: 'data' | 'drain'; readonly wake: () => void }> = [];
+  private paused = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Last client activity (input, or output taken): the idle limit runs from here. */
+  private lastActive = Date.now();
   private busy = false;
   private authFailures = 0;
   private endReason: EndReason = 'disconnect';
@@ -240,7 +251,7 @@ export class Pop3Session implements CommandContext {
       const res = await md.update(() => {
         this.quitAnswered = true;
         this.send(statusLine(signOff()) + '\r\n');
-        this.flush().catch(() => undefined);
+        void this.flushQuietly();
       });
       this.updateCase = res.case;
       this.updateOutcome = res;
@@ -265,7 +276,7 @@ export class Pop3Session implements CommandContext {
   start(): void {
     serverEvents.emit('session-start', { id: this.id, rip: this.peer.remoteAddress, tls: this.tls });
     this.attach(this.stream);
-    this.armTimer();
+    this.armTimer(this.deadline() - Date.now());
     this.loop()
       .catch((e) => {
         this.endReason = 'error';
@@ -277,8 +288,8 @@ export class Pop3Session implements CommandContext {
   /** Server shutdown: end at the next safe point; never interrupts an UPDATE. */
   shutdown(): void {
     this.shuttingDown = true;
-    if (this.waiting === 'data') this.wakeAll();
-    else if (this.waiting === 'drain' && this.state !== 'UPDATE') this.stream.destroy();
+    if (this.waitingFor('data')) this.wake('data');
+    else if (this.waitingFor('drain') && this.state !== 'UPDATE') this.stream.destroy();
   }
 
   private async loop(): Promise<void> {
@@ -294,7 +305,8 @@ export class Pop3Session implements CommandContext {
       const ev = this.reader.next();
       if (!ev) {
         if (this.eof) return;
-        await this.flush();
+        const flushed = this.flush();
+        if (flushed) await flushed;
         await this.readMore();
         continue;
       }
@@ -306,14 +318,19 @@ export class Pop3Session implements CommandContext {
           continuation = undefined;
           outcome = await this.continueSasl(ev, next);
         } else {
-          outcome = (await this.dispatcher.dispatch(ev, this.state, this)).outcome;
+          const d = this.dispatcher.dispatch(ev, this.state, this);
+          outcome = (d instanceof Promise ? await d : d).outcome;
         }
       } finally {
         this.busy = false;
       }
       if (outcome.kind === 'continue') continuation = outcome.next;
-      if (!(await this.reply(outcome))) return;
-      if (this.outBytes > CORK_BYTES) await this.flush();
+      const more = this.reply(outcome);
+      if (!(typeof more === 'boolean' ? more : await more)) return;
+      if (this.outBytes > CORK_BYTES) {
+        const flushed = this.flush();
+        if (flushed) await flushed;
+      }
       if (this.tlsRequested) {
         this.tlsRequested = false;
         await this.upgrade();
@@ -331,8 +348,8 @@ export class Pop3Session implements CommandContext {
     }
   }
 
-  /** Write an outcome. Returns false when the session must end. */
-  private async reply(o: Outcome): Promise<boolean> {
+  /** Write an outcome. Returns false when the session must end (a promise only when it must wait). */
+  private reply(o: Outcome): boolean | Promise<boolean> {
     switch (o.kind) {
       case 'ok':
       case 'err':
@@ -347,8 +364,7 @@ export class Pop3Session implements CommandContext {
       case 'quit': {
         this.endReason = this.quitReason(o.reply);
         if (!this.quitAnswered) this.send(statusLine(o.reply) + '\r\n');
-        await this.close();
-        return false;
+        return this.close().then(() => false);
       }
     }
   }
@@ -361,25 +377,39 @@ export class Pop3Session implements CommandContext {
   }
 
   /** RETR/TOP: +OK, the message through the wire encoder with backpressure, then ".". */
-  private async sendMessage(text: string, body: MessageBody): Promise<boolean> {
-    let src: Readable | Buffer;
+  private sendMessage(text: string, body: MessageBody): boolean | Promise<boolean> {
+    let src: Readable | Buffer | Promise<Readable | Buffer>;
     try {
-      src = await body.open();
+      src = body.open();
     } catch (e) {
-      // The Drop saw the spool change underneath: answer, then end the session (no update).
-      log.warn('message read refused', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
-      return this.reply(quit(errorOutcome(e)));
+      return this.readRefused(e);
     }
-    this.send(statusLine(ok(text)) + '\r\n');
+    if (src instanceof Promise) return src.then((opened) => this.sendOpened(text, body, opened), (e: unknown) => this.readRefused(e));
+    return this.sendOpened(text, body, src);
+  }
+
+  /** The Drop saw the spool change underneath: answer, then end the session (no update). */
+  private readRefused(e: unknown): Promise<boolean> {
+    log.warn('message read refused', { user: this.user, rip: this.peer.remoteAddress, error: String(e) });
+    return Promise.resolve(this.reply(quit(errorOutcome(e))));
+  }
+
+  private sendOpened(text: string, body: MessageBody, src: Readable | Buffer): boolean | Promise<boolean> {
     const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
     if (Buffer.isBuffer(src)) {
-      // A small message, whole: status line, body and terminator in one writev.
-      const wire = enc.push(src);
+      // A small message, whole: the replies gathered so far, the status line, the body and
+      // the terminator in one buffer and one write.
+      const wire = enc.frame(this.takeOut() + statusLine(ok(text)) + '\r\n', src);
       if (this.closed) return false;
-      await this.write(wire, enc.end(), TERMINATOR_BYTES);
+      const written = this.write(wire);
       body.onSent?.(enc.octets, enc.complete);
-      return true;
+      return written ? written.then(() => true) : true;
     }
+    this.send(statusLine(ok(text)) + '\r\n');
+    return this.streamMessage(enc, body, src);
+  }
+
+  private async streamMessage(enc: WireEncoder, body: MessageBody, src: Readable): Promise<boolean> {
     // Each encoded chunk is held back until the next one is ready, so the last one goes out in
     // the same write as the ".": a message that fits in one chunk leaves as one writev of status
     // line, body and terminator (one TCP segment train, no lone ".\r\n" segment to wait for).
@@ -419,12 +449,15 @@ export class Pop3Session implements CommandContext {
     await this.flush();
     if (this.closed || !ctx) return;
     this.reader.clear();
-    this.detach(this.stream);
     const plain = this.stream;
+    // Paused, as the plaintext stream must be when TLS takes its socket over: nothing more of
+    // it is read as plaintext.
+    plain.pause();
+    this.detach(plain);
     const secure = new tls.TLSSocket(plain as import('node:net').Socket, { isServer: true, secureContext: ctx });
     this.stream = secure;
-    // Left flowing until the handshake is done (no application data can arrive before it).
-    this.attach(secure, false);
+    // Flowing from the start: no application data can arrive before the handshake is done.
+    this.attach(secure);
     await new Promise<void>((resolve) => {
       const onSecure = (): void => {
         secure.off('close', resolve);
@@ -454,7 +487,7 @@ export class Pop3Session implements CommandContext {
   private async finish(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (!this.closed) {
-      await this.flush().catch(() => undefined);
+      await this.flushQuietly();
       this.hangUp();
     }
     // RFC 1939 §6: no QUIT, no UPDATE. The drop releases whatever it holds.
@@ -508,8 +541,12 @@ export class Pop3Session implements CommandContext {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.bytesIn += buf.length;
     this.reader.push(buf);
-    this.stream.pause();
-    this.armTimer();
+    this.lastActive = Date.now();
+    if (this.reader.buffered > INPUT_HIGH && !this.paused) {
+      this.paused = true;
+      this.stream.pause();
+    }
+    this.wake('data');
   };
   private readonly onEnd = (): void => {
     this.eof = true;
@@ -523,16 +560,19 @@ export class Pop3Session implements CommandContext {
     log.debug('connection error', { rip: this.peer.remoteAddress, error: e.message });
   };
   private readonly onDrain = (): void => {
-    this.armTimer();
+    this.lastActive = Date.now();
+    this.wake('drain');
   };
 
-  private attach(s: Duplex, pause = true): void {
+  private attach(s: Duplex): void {
     s.on('data', this.onData);
     s.on('end', this.onEnd);
     s.on('close', this.onClose);
     s.on('error', this.onError);
     s.on('drain', this.onDrain);
-    if (pause) s.pause();
+    // Flowing from here on (a server may hand its sockets over paused: pauseOnConnect).
+    s.resume();
+    this.paused = false;
   }
 
   private detach(s: Duplex): void {
@@ -548,27 +588,37 @@ export class Pop3Session implements CommandContext {
     this.outBytes += s.length;
   }
 
-  /** Write gathered replies; wait while the output buffer is full. */
-  private async flush(): Promise<void> {
-    if (this.out.length === 0) return;
-    const data = Buffer.from(this.out.join(''), 'utf8');
+  /** The gathered replies as one string, taken ('' when none). */
+  private takeOut(): string {
+    if (this.out.length === 0) return '';
+    const text = this.out.length === 1 ? this.out[0]! : this.out.join('');
     this.out = [];
     this.outBytes = 0;
-    await this.write(data);
+    return text;
+  }
+
+  /** Write gathered replies; a promise only when the output buffer is full (wait for it). */
+  private flush(): Promise<void> | undefined {
+    if (this.out.length === 0) return undefined;
+    return this.write(Buffer.from(this.takeOut(), 'utf8'));
+  }
+
+  /** flush() for the paths that must not fail: whatever goes wrong is the connection's end. */
+  private flushQuietly(): Promise<void> {
+    return Promise.resolve()
+      .then(() => this.flush())
+      .catch(() => undefined);
   }
 
   /**
    * Writes gathered replies, then `data`, as one corked batch (one writev on a socket, no
-   * copying into one buffer); waits while the output buffer is full.
+   * copying into one buffer). Returns a promise only when the output buffer is full: it
+   * resolves on 'drain' (or when the connection ends).
    */
-  private async write(...data: Buffer[]): Promise<void> {
-    if (this.out.length) {
-      data.unshift(Buffer.from(this.out.join(''), 'utf8'));
-      this.out = [];
-      this.outBytes = 0;
-    }
-    if (this.closed) return;
-    this.armTimer();
+  private write(...data: Buffer[]): Promise<void> | undefined {
+    if (this.out.length) data.unshift(Buffer.from(this.takeOut(), 'utf8'));
+    if (this.closed) return undefined;
+    this.lastActive = Date.now();
     const s = this.stream;
     const many = data.length > 1;
     if (many) s.cork();
@@ -584,60 +634,75 @@ export class Pop3Session implements CommandContext {
       room = recycle ? s.write(d, () => releaseWire(d)) : s.write(d);
     }
     if (many) s.uncork();
-    if (!room) await this.wait('drain');
+    return room ? undefined : this.wait('drain');
   }
 
-  private async readMore(): Promise<void> {
-    if (this.closed || this.eof) return;
-    this.stream.resume();
-    await this.wait('data');
-    this.stream.pause();
+  private readMore(): Promise<void> | undefined {
+    if (this.closed || this.eof) return undefined;
+    if (this.paused) {
+      this.paused = false;
+      this.stream.resume();
+    }
+    return this.wait('data');
   }
 
   private wait(what: 'data' | 'drain'): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      const s = this.stream;
-      const wake = (): void => {
-        s.off(what, wake);
-        this.wakers.delete(wake);
-        this.waiting = undefined;
-        resolve();
-      };
-      this.waiting = what;
-      this.wakers.add(wake);
-      s.on(what, wake);
-    });
+    if (this.closed) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ what, wake }));
+  }
+
+  private waitingFor(what: 'data' | 'drain'): boolean {
+    return this.waiters.some((w) => w.what === what);
+  }
+
+  /** Wake whoever waits for `what`. */
+  private wake(what: 'data' | 'drain'): void {
+    const ws = this.waiters;
+    if (ws.length === 0) return;
+    if (ws.length === 1) {
+      // The common case: the loop alone waits.
+      if (ws[0]!.what !== what) return;
+      this.waiters = [];
+      return ws[0]!.wake();
+    }
+    const now = ws.filter((w) => w.what === what);
+    if (now.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.what !== what);
+    for (const w of now) w.wake();
   }
 
   private wakeAll(): void {
-    for (const w of [...this.wakers]) w();
+    const all = this.waiters;
+    this.waiters = [];
+    for (const w of all) w.wake();
   }
 
   /**
-   * Before login the limit is a deadline from connect, not an idle time: a slowloris client
-   * trickling a byte at a time must not hold a slot forever. After login it is the idle time.
-   * Not counted while a handler works (lock waits, UPDATE).
+   * When the session times out, as things stand. Before login it is a deadline from connect,
+   * not an idle time: a slowloris client trickling a byte at a time must not hold a slot
+   * forever. After login it is the idle time since the client's last input or the last
+   * output it took.
    */
-  private armTimer(): void {
-    const ms = this.state === 'AUTHORIZATION' ? Math.max(0, this.started + this.opts.preauthTimeoutMs - Date.now()) : this.opts.idleTimeoutMs;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.onTimeout(), ms);
+  private deadline(): number {
+    return this.state === 'AUTHORIZATION' ? this.started + this.opts.preauthTimeoutMs : this.lastActive + this.opts.idleTimeoutMs;
+  }
+
+  /** One timer per session, re-armed only when it fires (activity just moves lastActive). */
+  private armTimer(ms: number): void {
+    this.timer = setTimeout(() => this.onTimeout(), Math.max(0, ms));
     this.timer.unref();
   }
 
+  /** Not counted while a handler works (lock waits, UPDATE): that looks again a little later. */
   private onTimeout(): void {
-    if (this.busy || this.closed) {
-      if (!this.closed) {
-        this.timer = setTimeout(() => this.onTimeout(), BUSY_RECHECK_MS);
-        this.timer.unref();
-      }
-      return;
-    }
+    if (this.closed) return;
+    const left = this.deadline() - Date.now();
+    if (left > 0) return this.armTimer(left);
+    if (this.busy) return this.armTimer(BUSY_RECHECK_MS);
     this.endReason = 'timeout';
     // Best effort: the client may not be reading at all, so destroy soon regardless.
     const s = this.stream;
-    if (this.waiting === 'drain') s.destroy();
+    if (this.waitingFor('drain')) s.destroy();
     else {
       s.end(statusLine(err('autologout; idle for too long')) + '\r\n', () => s.destroy());
       setTimeout(() => s.destroy(), HANGUP_GRACE_MS).unref();

@@ -13,7 +13,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
 import { createMessageSum, finalizeUidls, scanFd } from '../mbox/index.js';
-import type { ScanResult } from '../mbox/types.js';
+import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
 import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
@@ -183,13 +183,32 @@ export class CopyDrop implements Drop {
     return rangeStream(this.dropFd, m.start, m.end, 256 * 1024);
   }
 
+  /** The scanned message `index` when it is small enough for readSmall, else null. */
+  private smallMessage(index: number): ScannedMessage | null {
+    const m = this.scan.messages[index];
+    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    return m.end - m.start > ONE_READ_MAX ? null : m;
+  }
+
+  /** Drop.readHeld: readSmall's answer when the read-ahead already holds the message. */
+  readHeld(index: number): Buffer | null {
+    const m = this.smallMessage(index);
+    if (!m) return null;
+    const buf = this.ahead.held(m.start, m.end);
+    return buf && this.delivered(index, buf);
+  }
+
   /** Drop.readSmall: from our own temp drop (nobody else writes it), read ahead like server mode. */
   async readSmall(index: number): Promise<Buffer | null> {
+    const m = this.smallMessage(index);
+    if (!m) return null;
+    return this.delivered(index, await this.ahead.read(m.start, m.end, ReadAhead.reach(this.scan.messages, index, m.start)));
+  }
+
+  /** `buf`, read as message `index`, checked for length; prefetches the next message. */
+  private delivered(index: number, buf: Buffer): Buffer {
     const ms = this.scan.messages;
-    const m = ms[index];
-    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    if (m.end - m.start > ONE_READ_MAX) return null;
-    const buf = await this.ahead.read(m.start, m.end, ReadAhead.reach(ms, index, m.start));
+    const m = ms[index]!;
     if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
     const next = ms[index + 1];
     if (next && next.end - next.start <= ONE_READ_MAX) this.ahead.prefetch(next.start, next.end, ReadAhead.reach(ms, index + 1, next.start));

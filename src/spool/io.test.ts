@@ -201,6 +201,31 @@ describe('spool io', () => {
     });
   });
 
+  it('ReadAhead.held: the window, or a prefetch once it has finished (then the window), without waiting; null otherwise', async () => {
+    const data = randomBytes(10_000);
+    await withTempFile(data, 'r+', async (fd) => {
+      const r = new ReadAhead(fd);
+      expect(r.held(0, 10)).to.equal(null); // nothing read yet
+      await r.read(0, 100, 1000);
+      expect(r.held(100, 1000)!.equals(data.subarray(100, 1000))).to.equal(true);
+      expect(r.held(900, 1001)).to.equal(null); // past the window
+      r.prefetch(1000, 1100, 3000);
+      expect(r.held(1000, 1100)).to.equal(null); // still reading
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(r.held(1500, 2500)!.equals(data.subarray(1500, 2500))).to.equal(true);
+      // The prefetched window replaced the old one.
+      expect(r.held(0, 100)).to.equal(null);
+      expect(r.held(2900, 3000)!.equals(data.subarray(2900, 3000))).to.equal(true);
+      // A prefetch that came back short (past the end of the file) holds only what it got.
+      r.prefetch(9500, 9900, 10_500);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(r.held(9500, 10_001)).to.equal(null);
+      expect(r.held(9900, 10_000)!.equals(data.subarray(9900, 10_000))).to.equal(true);
+      await r.clear();
+      expect(r.held(9900, 10_000)).to.equal(null);
+    });
+  });
+
   it('rangeStream delivers exactly [start, end), and errors (not a short end) when the file was cut', async () => {
     const data = randomBytes(300_000);
     await withTempFile(data, 'r+', async (fd) => {

@@ -60,7 +60,7 @@ export class ReadAhead {
    * command (prefetch): a lockstep client's next RETR then finds its bytes already read instead
    * of waiting for a thread-pool round trip. At most one, so a session holds two windows.
    */
-  private next: { base: number; len: number; got: Promise<Buffer | null> } | null = null;
+  private next: { base: number; len: number; got: Promise<Buffer | null>; done?: Buffer | null } | null = null;
   /** Prefetches still reading, wanted or not: clear() waits for them before the fd is closed. */
   private readonly inFlight = new Set<Promise<Buffer | null>>();
 
@@ -74,6 +74,21 @@ export class ReadAhead {
     let k = index;
     while (k + 1 < messages.length && messages[k + 1]!.end <= from + ReadAhead.MAX) k++;
     return messages[k]!.end;
+  }
+
+  /**
+   * Bytes [from, to) when they are already in memory (the window, or a prefetch that has
+   * finished: it becomes the window), without waiting; null otherwise (ask read()).
+   */
+  held(from: number, to: number): Buffer | null {
+    const b = this.buf;
+    if (b && from >= this.base && to <= this.base + b.length) return b.subarray(from - this.base, to - this.base);
+    const n = this.next;
+    if (!n?.done || from < n.base || to > n.base + n.done.length) return null;
+    this.next = null;
+    this.base = n.base;
+    this.buf = n.done;
+    return n.done.subarray(from - n.base, to - n.base);
   }
 
   /** Bytes [from, to) (fewer at end of file), reading [from, max(to, upTo)) unless already held. */
@@ -109,9 +124,13 @@ export class ReadAhead {
     if (this.next || (b && from >= this.base && to <= this.base + b.length)) return;
     const len = Math.max(to, upTo) - from;
     const got = preadExact(this.fd, from, len).catch(() => null);
+    const next: NonNullable<ReadAhead['next']> = { base: from, len, got };
     this.inFlight.add(got);
-    void got.then(() => this.inFlight.delete(got));
-    this.next = { base: from, len, got };
+    void got.then((b) => {
+      this.inFlight.delete(got);
+      next.done = b;
+    });
+    this.next = next;
   }
 
   /** Forget the windows (before the file is written, and to free them); resolves when no read

@@ -121,13 +121,26 @@ export class ServerDrop implements Drop {
     this.lock = ctx.holdLock ? lock : null;
   }
 
-  /** Drop.readSmall: messages of up to ONE_READ_MAX, checked like read() below. */
-  async readSmall(index: number): Promise<Buffer | null> {
+  /** The scanned message `index` when it is small enough for readSmall, else null. */
+  private smallMessage(index: number): ScannedMessage | null {
     if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
     const m = this.state.scan.messages[index];
     if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    const whole = m.end - m.fromOffset;
-    if (whole > ONE_READ_MAX) return null;
+    return m.end - m.fromOffset > ONE_READ_MAX ? null : m;
+  }
+
+  /** Drop.readHeld: readSmall's answer when the read-ahead already holds the message. */
+  readHeld(index: number): Buffer | null {
+    const m = this.smallMessage(index);
+    if (!m) return null;
+    const buf = this.ahead.held(m.fromOffset, m.end);
+    return buf && this.checked(index, m, buf);
+  }
+
+  /** Drop.readSmall: messages of up to ONE_READ_MAX, checked like read() below. */
+  async readSmall(index: number): Promise<Buffer | null> {
+    const m = this.smallMessage(index);
+    if (!m) return null;
     // One positional read from the From_ line to the message's end (or the read-ahead window
     // that already holds it) does the whole check and fetches the data: one thread-pool hop at
     // most, instead of fstat + pread + stream reads. The fstat of the long path only adds "a
@@ -136,7 +149,12 @@ export class ServerDrop implements Drop {
     // line comes from the same read.
     // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
     // inode, which this descriptor never sees; update.ts deals with that under the lock.)
-    const buf = await this.ahead.read(m.fromOffset, m.end, ReadAhead.reach(this.state.scan.messages, index, m.fromOffset));
+    return this.checked(index, m, await this.ahead.read(m.fromOffset, m.end, ReadAhead.reach(this.state.scan.messages, index, m.fromOffset)));
+  }
+
+  /** `buf`, read from message `index`'s From_ line to its end, checked against the scan; the message's bytes. */
+  private checked(index: number, m: ScannedMessage, buf: Buffer): Buffer {
+    const whole = m.end - m.fromOffset;
     if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
       throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
     }
