@@ -396,16 +396,17 @@ export class Pop3Session implements CommandContext {
 
   private sendOpened(text: string, body: MessageBody, src: Readable | Buffer): boolean | Promise<boolean> {
     const enc = new WireEncoder(body.bodyLines === undefined ? {} : { bodyLines: body.bodyLines });
+    this.send(statusLine(ok(text)) + '\r\n');
     if (Buffer.isBuffer(src)) {
-      // A small message, whole: the replies gathered so far, the status line, the body and
-      // the terminator in one buffer and one write.
-      const wire = enc.frame(this.takeOut() + statusLine(ok(text)) + '\r\n', src);
+      // A small message, whole: status line, body and terminator in one writev. (Framing all
+      // of it into one buffer instead was tried: the session's CPU went up by half, in
+      // old-space collections V8 started for those buffers.)
+      const wire = enc.push(src);
       if (this.closed) return false;
-      const written = this.write(wire);
+      const written = this.write(wire, enc.end(), TERMINATOR_BYTES);
       body.onSent?.(enc.octets, enc.complete);
       return written ? written.then(() => true) : true;
     }
-    this.send(statusLine(ok(text)) + '\r\n');
     return this.streamMessage(enc, body, src);
   }
 

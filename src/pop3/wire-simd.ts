@@ -198,37 +198,3 @@ export function simdEncode(chunk: Buffer, st: SimdState): { out: Buffer; stuffed
   for (const b of parts) releaseWire(b);
   return { out, stuffed };
 }
-
-/** What a message's end may add after its bytes: a CRLF when it lacks a final newline, then ".CRLF". */
-const FRAME_TAIL = 5;
-
-/**
- * A whole message of at most SIMD_CHUNK bytes, framed in one buffer for one write: `head` (as
- * UTF-8: replies gathered before it and the status line), the encoded message, a CRLF when it
- * does not end at a line start, and the terminator ".CRLF". `st` must be a fresh encoder's
- * state; it is left at a line start. Returns the stuffing dots added and the message's wire
- * octets without them (as push() and end() count them). Only call when simdAvailable.
- */
-export function simdFrame(head: string, chunk: Buffer, st: SimdState): { out: Buffer; stuffed: number; octets: number } {
-  const k = kernel!;
-  k.mem.set(chunk, SRC);
-  const n = k.encode(SRC, SRC + chunk.length, DST, (st.atLineStart ? 1 : 0) | (st.lastCR ? 2 : 0));
-  const stuffed = k.state[1]!;
-  const closedLine = (k.state[0]! & 1) === 0;
-  st.atLineStart = true;
-  st.lastCR = false;
-  const h = Buffer.byteLength(head, 'utf8');
-  const total = h + n + FRAME_TAIL;
-  const out = total >= SLAB_MIN && total <= SLAB ? takeSlab() : Buffer.allocUnsafe(total);
-  out.write(head, 0, 'utf8');
-  out.set(k.mem.subarray(DST, DST + n), h);
-  let p = h + n;
-  if (closedLine) {
-    out[p++] = 0x0d;
-    out[p++] = 0x0a;
-  }
-  out[p++] = 0x2e;
-  out[p++] = 0x0d;
-  out[p++] = 0x0a;
-  return { out: out.subarray(0, p), stuffed, octets: n - stuffed + (closedLine ? 2 : 0) };
-}

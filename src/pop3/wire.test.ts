@@ -81,42 +81,6 @@ describe('WireEncoder', () => {
     );
   });
 
-  it('property: frame() is the head, push(), end() and the terminator in one buffer, on either path', () => {
-    const alphabet = fc.oneof(
-      { weight: 12, arbitrary: fc.constant('a') },
-      { weight: 1, arbitrary: fc.constantFrom('.', '\r', '\n', '\r\n', '\n.', '\n..', 'x'.repeat(40)) },
-    );
-    // Heads as the session makes them: gathered replies (UTF-8 included) and a status line.
-    const head = fc.constantFrom('', '+OK 12 octets\r\n', '+OK\r\n+OK message 3 deleted\r\n+OK 7 octets\r\n', '-ERR no such message, épée\r\n+OK 1 octets\r\n');
-    fc.assert(
-      fc.property(fc.array(alphabet, { maxLength: 120 }), head, fc.option(fc.nat(4), { nil: undefined }), (parts, h, bodyLines) => {
-        const msg = Buffer.from(parts.join(''), 'latin1');
-        for (const portable of [false, true]) {
-          const framed = new WireEncoder(bodyLines === undefined ? { portable } : { bodyLines, portable });
-          const out = framed.frame(h, msg);
-          const { out: body, enc } = encode([msg], bodyLines, portable);
-          expect(out.toString('latin1')).to.equal(Buffer.concat([Buffer.from(h, 'utf8'), body, Buffer.from('.\r\n')]).toString('latin1'));
-          expect(framed.octets).to.equal(enc.octets);
-          expect(framed.stuffed).to.equal(enc.stuffed);
-          expect(framed.complete).to.equal(enc.complete);
-        }
-      }),
-      { numRuns: 2000 },
-    );
-  });
-
-  it('frame(): a message that fills a whole output slab, and one larger than the kernel takes at once', () => {
-    for (const size of [SIMD_CHUNK - 1, SIMD_CHUNK, SIMD_CHUNK + 1]) {
-      const msg = Buffer.alloc(size, 0x41);
-      for (let i = 50; i < size; i += 51) msg[i] = 0x0a;
-      msg[51] = 0x2e;
-      const out = new WireEncoder().frame('+OK\r\n', msg);
-      const want = Buffer.concat([Buffer.from('+OK\r\n'), encode([msg], undefined, true).out, Buffer.from('.\r\n')]);
-      expect(out.equals(want)).to.equal(true);
-      releaseWire(out);
-    }
-  });
-
   it('SIMD kernel: a chunk larger than its buffer, with a CR/LF pair and a dot across the piece boundary', () => {
     const buf = Buffer.alloc(SIMD_CHUNK * 2 + 100, 0x41);
     buf[SIMD_CHUNK - 1] = 0x0d;

@@ -21,7 +21,7 @@
  * faster on messages of many short lines. This JavaScript path does TOP, and RETR without SIMD.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { SIMD_CHUNK, simdAvailable, simdEncode, simdFrame, type SimdState } from './wire-simd.js';
+import { simdAvailable, simdEncode, type SimdState } from './wire-simd.js';
 
 /** Hand an output buffer of WireEncoder.push back for reuse once nothing reads it (wire-simd.ts). */
 export { releaseWire } from './wire-simd.js';
@@ -30,8 +30,6 @@ const LF = 0x0a;
 const CR = 0x0d;
 const DOT = 0x2e;
 const EMPTY = Buffer.alloc(0);
-/** The terminating line of a multi-line reply. */
-const TERMINATOR = Buffer.from('.\r\n', 'latin1');
 
 export interface WireOptions {
   /** TOP: number of body lines to send after the headers. Undefined = the whole message. */
@@ -128,22 +126,6 @@ export class WireEncoder {
       i = nl + 1;
     }
     return out.subarray(0, o);
-  }
-
-  /**
-   * A whole message in one buffer, for one write: `head` (the text before it, as UTF-8: replies
-   * gathered so far and the status line), the message encoded, its final CRLF when it lacks
-   * one, and the terminator ".CRLF". push() and end() in one, on a fresh encoder.
-   */
-  frame(head: string, chunk: Buffer): Buffer {
-    if (this.simd && !this.ended && this.octets === 0 && chunk.length <= SIMD_CHUNK) {
-      const { out, stuffed, octets } = simdFrame(head, chunk, this.simd);
-      this.stuffed += stuffed;
-      this.octets += octets;
-      this.ended = true;
-      return out;
-    }
-    return Buffer.concat([Buffer.from(head, 'utf8'), this.push(chunk), this.end(), TERMINATOR]);
   }
 
   end(): Buffer {
