@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Pop3Client } from './client.js';
 import { cachedMailbox, type Manifest } from './generator.js';
 import type { BenchHash, BenchOptions, WorkloadId } from './options.js';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 import { writeCredentials } from './credentials.js';
 import { pythonSession } from './pyclient.js';
 import { freePort, waitForGreeting } from './servers.js';
@@ -172,7 +173,7 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   const usersFile = path.join(dir, 'users');
   writeCredentials({ names: users, password: PASSWORD, hash: s.scheme, cacheDir: opts.cacheDir, usersFile, systemUsers: false });
   const port = await freePort();
-  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, POPSPOOL_BIN, 'serve', '--listen', `127.0.0.1:${port}`,
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${profDir}`, POPSPOOL_BIN, 'serve', '--listen', `127.0.0.1:${port}`,
     '--spool', path.join(spoolDir, '%u'), '--users', usersFile, '--state-dir', path.join(dir, 'state'), '--mode', 'server',
     '--max-per-ip', '10000', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 
 /** How long a server may take to start accepting connections. */
 const START_TIMEOUT_MS = 20_000;
@@ -176,7 +177,7 @@ export class PopspoolTarget implements Target {
       '--max-connections', '20000', '--max-per-ip', '20000', '--lock-timeout', '60', '--log-level', 'warn'];
     if (this.name === 'server+hold') args.push('--hold-lock');
     if (this.workers > 1) args.push('--workers', String(this.workers));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d) => { this.stderr = (this.stderr + d).slice(-4000); });
     this.child = child;
     try {
