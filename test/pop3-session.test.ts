@@ -371,6 +371,38 @@ describe('POP3 session (memory drop)', function () {
     await c.closed();
   });
 
+  it('a command that arrives while replies wait for drain is answered (no lost wake-up)', async () => {
+    let tapOpen = true;
+    const held: Array<() => void> = [];
+    const out: Buffer[] = [];
+    // A peer that takes bytes only while its tap is open; 16 bytes fill its buffer.
+    const d = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk);
+        if (tapOpen) setImmediate(cb);
+        else held.push(cb);
+      },
+      writableHighWaterMark: 16,
+    });
+    const done = r.server.serveStream(d);
+    const text = (): string => Buffer.concat(out).toString();
+    d.push('USER alice\r\nPASS wonderland\r\n');
+    await until(() => text().includes('alice has 3 messages'), 'the login');
+    tapOpen = false;
+    d.push('NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n'); // 20 bytes of replies in one write: it waits for 'drain'
+    await new Promise((res) => setTimeout(res, 100));
+    d.push('STAT\r\n'); // comes while the session waits
+    await new Promise((res) => setTimeout(res, 100));
+    tapOpen = true;
+    for (const cb of held.splice(0)) cb();
+    await until(() => /\+OK 3 \d+\r\n/.test(text()), 'the STAT reply');
+    d.push('QUIT\r\n');
+    d.push(null);
+    await done;
+    expect(text()).to.contain('signing off');
+  });
+
   it('serveStream() serves a plain duplex (stdio/inetd mode)', async () => {
     const input = new PassThrough();
     const output = new PassThrough();

@@ -40,8 +40,11 @@ export class Results {
   readonly notes: string[] = [];
   /** Extra per-target numbers for the report (messages lost, failures in f, …). */
   readonly counters = new Map<string, number>();
+  /** While set (a warm-up repetition), add() and count() keep nothing; fail() still records. */
+  muted = false;
 
   add(target: string, key: string, value: number, unit: string, better: Better, usage?: { cpu: number; rss: number }): void {
+    if (this.muted) return;
     const id = `${target}|${key}`;
     let s = this.series.get(id);
     if (!s) {
@@ -60,6 +63,7 @@ export class Results {
   }
 
   count(target: string, key: string, n: number): void {
+    if (this.muted) return;
     const id = `${target}|${key}`;
     this.counters.set(id, (this.counters.get(id) ?? 0) + n);
   }

@@ -306,7 +306,12 @@ export class Pop3Session implements CommandContext {
       if (!ev) {
         if (this.eof) return;
         const flushed = this.flush();
-        if (flushed) await flushed;
+        if (flushed) {
+          // Input keeps coming while a reply waits for 'drain' (the stream flows): look again
+          // before waiting for more, or a command that came meanwhile would wait forever.
+          await flushed;
+          continue;
+        }
         await this.readMore();
         continue;
       }
