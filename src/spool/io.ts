@@ -93,8 +93,8 @@ export class ReadAhead {
 
   /** Bytes [from, to) (fewer at end of file), reading [from, max(to, upTo)) unless already held. */
   async read(from: number, to: number, upTo: number): Promise<Buffer> {
-    const b = this.buf;
-    if (b && from >= this.base && to <= this.base + b.length) return b.subarray(from - this.base, to - this.base);
+    const held = this.held(from, to);
+    if (held) return held;
     this.buf = null;
     const n = this.next;
     this.next = null;
