@@ -117,7 +117,7 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
     if (m.type === 'scan') {
       // Imported here, not at the top: scan-fd.js imports this module (the client side).
       void import('./scan-fd.js')
-        .then(({ scanFd }) => scanFd(m.fd, m.start, m.end, m.opts, Infinity))
+        .then(({ scanFd }) => scanFd(m.fd, m.start, m.end, m.opts, Infinity, true))
         .then(
           (r) => {
             const scan = pack(r);
