@@ -34,7 +34,16 @@ interface Scenario {
   readonly scheme: BenchHash;
   /** Runs before the profiled window (a warm-up whose cost is another workload's business). */
   prepare?(c: ScenarioCtx): Promise<void>;
-  run(c: ScenarioCtx): Promise<void>;
+  /** The profiled window; a scenario that counts its commands returns them, with what its client spent. */
+  run(c: ScenarioCtx): Promise<PerCommand | void>;
+}
+
+/** For a per-command account: the commands run, the client's CPU and its command loop's wall time (seconds). */
+interface PerCommand {
+  readonly command: string;
+  readonly count: number;
+  readonly clientCpu: number;
+  readonly clientWall: number;
 }
 
 interface ScenarioCtx {
@@ -57,6 +66,19 @@ async function session(port: number, user: string, body: (c: Pop3Client) => Prom
   } finally {
     c.destroy();
   }
+}
+
+/** Download-all sessions of a python3 client, each verified; what they cost the client. */
+async function downloads(c: ScenarioCtx, kind: 'quickack' | 'pipelined', sessions = COLD_SESSIONS): Promise<PerCommand> {
+  let clientCpu = 0;
+  let clientWall = 0;
+  for (let i = 0; i < sessions; i++) {
+    const r = await pythonSession(kind, c.port, c.users[0]!, PASSWORD, c.manifest.messages);
+    if (r.badCount) throw new Error(`${r.badCount} messages failed to verify`);
+    clientCpu += r.cpu;
+    clientWall += r.retr;
+  }
+  return { command: 'RETR', count: sessions * c.manifest.count, clientCpu, clientWall };
 }
 
 const SCENARIOS: readonly Scenario[] = [
@@ -82,17 +104,22 @@ const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    name: 'b-download-1k', what: `(b) download all of 1k, keep (${COLD_SESSIONS} sessions of the pipelining python3 client; RETR every message; the spool already scanned)`,
+    name: 'b-download-1k', what: `(b) download all of 1k, keep (${COLD_SESSIONS} sessions of the pipelining python3 client after one unmeasured; RETR every message; the spool already scanned)`,
     mailbox: { label: '1k', count: 1000 }, scheme: 'plain',
     async prepare(c) {
       await session(c.port, c.users[0]!, async () => undefined); // the scan: workload a's business
+      await downloads(c, 'pipelined', 1); // and the JIT's first compiles: as the bench's warm-up
     },
-    async run(c) {
-      for (let i = 0; i < COLD_SESSIONS; i++) {
-        const r = await pythonSession('pipelined', c.port, c.users[0]!, PASSWORD, c.manifest.messages);
-        if (r.badCount) throw new Error(`${r.badCount} messages failed to verify`);
-      }
+    run: (c) => downloads(c, 'pipelined'),
+  },
+  {
+    name: 'b-lockstep-1k', what: `(b) download all of 1k, keep, lockstep (${COLD_SESSIONS} sessions of the python3 QUICKACK client after one unmeasured, one command at a time; the spool already scanned)`,
+    mailbox: { label: '1k', count: 1000 }, scheme: 'plain',
+    async prepare(c) {
+      await session(c.port, c.users[0]!, async () => undefined);
+      await downloads(c, 'quickack', 1);
     },
+    run: (c) => downloads(c, 'quickack'),
   },
   {
     name: 'd-delete10-1k', what: `(d) delete 10% of 1k, QUIT (${COLD_SESSIONS} sessions, a pristine spool each)`,
@@ -124,6 +151,20 @@ const SCENARIOS: readonly Scenario[] = [
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
 interface CpuProfile { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] }
+
+/** A process's user and system CPU so far (ms), from /proc (ticks of 10 ms), or null. */
+function procTimes(pid: number | undefined): { user: number; sys: number } | null {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(rest[11]) * 10, sys: Number(rest[12]) * 10 };
+  } catch {
+    return null;
+  }
+}
+
+/** Seconds spread over `count` commands, in whole µs. */
+const us = (seconds: number, count: number): string => ((seconds * 1e6) / count).toFixed(0);
 
 /** Now on the clock V8 stamps profile samples with (CLOCK_MONOTONIC, µs). */
 const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -180,14 +221,19 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   child.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
   let fromUs = 0;
   let toUs = 0;
+  let times0: ReturnType<typeof procTimes> = null;
+  let times1: ReturnType<typeof procTimes> = null;
+  let per: PerCommand | null = null;
   try {
     await waitForGreeting(port, child);
     await new Promise((r) => setTimeout(r, 300)); // the scan worker's start-up settles too
     const ctx = { port, spool: path.join(spoolDir, users[0]!), template, manifest, users };
     await s.prepare?.(ctx);
+    times0 = procTimes(child.pid);
     fromUs = monoUs();
-    await s.run(ctx);
+    per = (await s.run(ctx)) ?? null;
     toUs = monoUs();
+    times1 = procTimes(child.pid);
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -197,7 +243,10 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   fs.rmSync(dir, { recursive: true, force: true });
   if (sum.threads === 0) throw new Error(`no profile written for ${s.name}: ${stderr.trim()}`);
   const out = [`### ${s.what}`, '',
-    `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time): busy ${sum.busyMs.toFixed(0)} ms of CPU, idle ${sum.idleMs.toFixed(0)} ms (summed over threads).`, '',
+    `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time): busy ${sum.busyMs.toFixed(0)} ms of CPU, idle ${sum.idleMs.toFixed(0)} ms (summed over threads).`
+    + (times0 && times1 ? ` The kernel's account of the server process (all threads, profiler included): ${times1.user - times0.user} ms user, ${times1.sys - times0.sys} ms system.` : '')
+    + (per ? ` Per ${per.command}: ${us(per.clientWall, per.count)} µs in the client's loop, the client's own CPU ${us(per.clientCpu, per.count)} µs`
+      + (times0 && times1 ? `, the server's ${us((times1.user + times1.sys - times0.user - times0.sys) / 1000, per.count)} µs (${us((times1.sys - times0.sys) / 1000, per.count)} of it in the kernel)` : '') + '.' : ''), '',
     '| self ms | share of busy | function (file) |', '|---|---|---|'];
   for (const [k, ms] of sum.rows.slice(0, TOP_FUNCTIONS)) out.push(`| ${ms.toFixed(1)} | ${((100 * ms) / sum.busyMs).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`);
   out.push('');

@@ -93,6 +93,7 @@ describe('bench python3 clients', function () {
         expect(r.count).to.equal(MESSAGES.length);
         expect(r.badCount, `bad: ${r.bad.join(',')}`).to.equal(0);
         expect(r.octets).to.equal(WANT.reduce((a, d) => a + d.octets, 0));
+        expect(r.cpu).to.be.a('number').within(0, r.total + 1);
       } finally {
         srv.close();
       }

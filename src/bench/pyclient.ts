@@ -29,7 +29,8 @@ def verify(i, n, hexdigest):
 def check(i, wire):
     verify(i, len(wire), hashlib.sha256(wire).hexdigest())
 def done(n, t0, t1, t2, t3):
-    print(json.dumps({"pipelined": pipelined, "count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1, "quit": t3 - t2}))
+    print(json.dumps({"pipelined": pipelined, "count": n, "octets": octets, "bad": bad[:20], "badCount": len(bad), "total": t3 - t0, "retr": t2 - t1, "quit": t3 - t2, "cpu": time.process_time() - cpu0}))
+cpu0 = time.process_time()
 `;
 
 /** poplib: RETR (and DELE) every message, QUIT. */
@@ -200,6 +201,8 @@ export interface PyResult {
   readonly total: number;
   readonly retr: number;
   readonly quit: number;
+  /** The client's own CPU seconds (user + system) over the session, verification included. */
+  readonly cpu: number;
 }
 
 /** One python3 session: RETR every message (and DELE it when `dele`), QUIT; every message verified. */

@@ -43,6 +43,7 @@ function metrics(python: boolean): readonly Metric[] {
     { prefix: 'b.mbps', title: `(b) download all, keep — ${fair} (MB/s, whole session)`, plot: 'b-mbps.svg' },
     { prefix: 'b.pipe.mbps', title: `(b) download all, keep — ${fair}, pipelining when the server advertises PIPELINING (MB/s, whole session)`, plot: 'b-pipe-mbps.svg' },
     { prefix: 'b.msretr', title: `(b) download all, keep — ${fair}: ms per RETR`, plot: null },
+    { prefix: 'b.clientms', title: `(b) download all, keep — ${fair}: the client's own CPU per RETR (ms; a lockstep round trip is at least this plus the server's time and two wake-ups)`, plot: null },
     { prefix: 'b.py.msretr', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK: ms per RETR', plot: 'b-py-msretr.svg' },
     { prefix: 'b.py.mbps', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK (MB/s, whole session)', plot: null },
     { prefix: 'c.total', title: `(c) download and delete all, including QUIT — ${fair} (seconds)`, plot: 'c-total.svg' },

@@ -134,6 +134,8 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
       pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
       ctx.results.add(target.name, `b.mbps/${mb.label}`, bytes / MB / r.value.total, 'MB/s', 'higher', r.usage);
       ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
+      // What a lockstep round trip cannot go below, whatever the server: the client's own CPU.
+      ctx.results.add(target.name, `b.clientms/${mb.label}`, (r.value.cpu * 1000) / n, 'ms', 'lower');
       ctx.spools.ensurePristine(mb.user, mb.template);
       await checkMail(target.port, mb.user, ctx.env.password); // a server that changed the spool (Mailutils) rescans here
       const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));
