@@ -90,7 +90,8 @@ async function scanRange(fd: number, start: number, end: number, opts: ScanOptio
 /**
  * scanRange with blocking reads, for a thread that has nothing else to do meanwhile (the scan
  * worker): no thread-pool hop per read, and the bytes are scanned where they were copied.
- * Never on the main thread, whose event loop a slow disk would stall.
+ * Never on the main thread, whose event loop a slow disk would stall. (The worker's other jobs,
+ * another session's sums, wait for the scan as they waited for its CPU before.)
  */
 function scanRangeSync(fd: number, start: number, end: number, opts: ScanOptions): ScanResult {
   const scanner = new MboxScanner({ ...opts, baseOffset: start });

@@ -161,6 +161,27 @@ describe('split scans', () => {
       }
     });
 
+    it('a spool shorter than the range asked for: the scan fails with "spool shrank", on this thread and in the worker', async () => {
+      const parts: string[] = [];
+      for (let k = 0; k < 40; k++) parts.push(msg(k, 300 + ((k * 31) % 400), false));
+      const buf = Buffer.from(parts.join(''), 'latin1');
+      const file = path.join(dir, 'short');
+      fs.writeFileSync(file, buf);
+      const fd = fs.openSync(file, 'r');
+      try {
+        // As if the file lost its last 300 KB after the size was taken: the worker's blocking
+        // reads (256 KiB each) and this thread's reads both come back short.
+        for (const offloadMin of [0, Infinity]) {
+          let err: unknown = null;
+          await scanFd(fd, 0, buf.length + 300_000, { strictFrom: false }, offloadMin).catch((e: unknown) => { err = e; });
+          expect(String(err), `offloadMin ${offloadMin}`).to.match(/spool shrank during scan/);
+        }
+        expect((await scanFd(fd, 0, buf.length, { strictFrom: false }, 0)).messages, 'the descriptor still scans').to.deep.equal(scan(buf, 0, buf.length, false));
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+
     it('one huge message: no cut, the worker sum path gives the same result', async () => {
       const buf = Buffer.from(msg(1, 40_000, false), 'latin1');
       const file = path.join(dir, 'one');
