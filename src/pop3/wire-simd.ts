@@ -162,15 +162,81 @@ function takeSlab(): Buffer {
 }
 
 /**
- * Gives an output buffer of simdEncode back for reuse. Call it only when nothing will read `buf`
- * again (the socket's write callback); buffers that are not slabs, or already released, are
- * ignored, so calling it on any encoder output is safe.
+ * Frames: a whole reply to a RETR of a small message (its status line, the encoded message and
+ * the ".CRLF") in one buffer, so it goes out as one plain write instead of a corked writev of
+ * three buffers, and takes a reused buffer instead of a fresh ArrayBuffer per message (for a
+ * message of 2–20 KB, Buffer.allocUnsafe allocates one every time). Frames come in size
+ * classes, powers of two from FRAME_MIN to FRAME_MAX, so a frame waiting in a slow client's
+ * socket buffer holds at most twice its bytes; the free frames of each class are capped.
+ */
+const FRAME_MIN = 4096;
+export const FRAME_MAX = 64 * 1024;
+const FREE_FRAMES_MAX = 32;
+/** Free frames by class (index k: FRAME_MIN << k bytes). */
+const freeFrames: Buffer[][] = [];
+for (let size = FRAME_MIN; size <= FRAME_MAX; size <<= 1) freeFrames.push([]);
+/** Frames handed out and not yet released, with their class. */
+const lentFrames = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * Gives an output buffer of simdEncode or simdFrame back for reuse. Call it only when nothing
+ * will read `buf` again (the socket's write callback); buffers that are neither slabs nor
+ * frames, or already released, are ignored, so calling it on any encoder output is safe.
  */
 export function releaseWire(buf: Buffer): void {
   const ab = buf.buffer;
+  const k = lentFrames.get(ab);
+  if (k !== undefined) {
+    lentFrames.delete(ab);
+    const free = freeFrames[k]!;
+    if (free.length < FREE_FRAMES_MAX) free.push(Buffer.from(ab, 0, FRAME_MIN << k));
+    return;
+  }
   if (!lentSlabs.has(ab)) return;
   lentSlabs.delete(ab);
   if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(Buffer.from(ab, 0, SLAB));
+}
+
+/** Whether simdFrame takes a message of `len` bytes after a status line of `headLen`: each byte may double. */
+export function frameFits(headLen: number, len: number, tailLen: number): boolean {
+  return headLen + 2 * len + 2 + tailLen <= FRAME_MAX;
+}
+
+/**
+ * `head` (headLen bytes as UTF-8), `chunk` encoded from state `st`, the CRLF a message without
+ * a final newline still needs, then `tail`, in one frame (see releaseWire). Only call when
+ * simdAvailable and frameFits. Leaves `st` at a line start; returns the frame, the stuffing
+ * dots added and the wire octets of the message (the RFC 1939 size: stuffing not counted).
+ */
+export function simdFrame(head: string, headLen: number, chunk: Buffer, st: SimdState, tail: Buffer): { out: Buffer; stuffed: number; octets: number } {
+  const k = kernel!;
+  let n = 0;
+  let stuffed = 0;
+  let atLineStart = st.atLineStart;
+  if (chunk.length > 0) {
+    k.mem.set(chunk, SRC);
+    n = k.encode(SRC, SRC + chunk.length, DST, (st.atLineStart ? 1 : 0) | (st.lastCR ? 2 : 0));
+    atLineStart = (k.state[0]! & 1) !== 0;
+    stuffed = k.state[1]!;
+  }
+  // The kernel already sent a trailing CR as an ordinary byte; only a final CRLF may be missing.
+  const crlf = !atLineStart;
+  st.atLineStart = true;
+  st.lastCR = false;
+  const size = headLen + n + (crlf ? 2 : 0) + tail.length;
+  let c = 0;
+  while (FRAME_MIN << c < size) c++;
+  const frame = freeFrames[c]!.pop() ?? Buffer.allocUnsafeSlow(FRAME_MIN << c);
+  lentFrames.set(frame.buffer, c);
+  frame.write(head, 0, headLen, 'utf8');
+  frame.set(k.mem.subarray(DST, DST + n), headLen);
+  let o = headLen + n;
+  if (crlf) {
+    frame[o++] = 0x0d;
+    frame[o++] = 0x0a;
+  }
+  frame.set(tail, o);
+  return { out: frame.subarray(0, size), stuffed, octets: n - stuffed + (crlf ? 2 : 0) };
 }
 
 /**

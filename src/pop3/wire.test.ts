@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { releaseWire, WireEncoder, WireTransform } from './wire.js';
-import { SIMD_CHUNK, simdAvailable } from './wire-simd.js';
+import { FRAME_MAX, SIMD_CHUNK, simdAvailable } from './wire-simd.js';
 import { cutAt } from './test-support.js';
 
 function encode(chunks: Buffer[], bodyLines?: number, portable = false): { out: Buffer; enc: WireEncoder } {
@@ -119,6 +119,52 @@ describe('WireEncoder', () => {
     const small = one(Buffer.from('hello\n'));
     releaseWire(small);
     expect(one(Buffer.from('x\n')).buffer === small.buffer && small.buffer.byteLength > 8192).to.equal(false);
+  });
+
+  it('frame(): status line, encoded message, final CRLF and terminator as push() and end() give them', () => {
+    const tail = Buffer.from('.\r\n');
+    const alphabet = fc.constantFrom('a', '.', '\r', '\n', 'F', ' ', '\u00e9');
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 3000 }), fc.nat(99999), (chars, size) => {
+        const msg = Buffer.from(chars.join(''), 'latin1');
+        const head = `+OK ${size} octets\r\n`;
+        const enc = new WireEncoder();
+        const frame = enc.frame(head, msg, tail);
+        const { out, enc: ref } = encode([msg], undefined, true);
+        expect(frame, 'framed').to.not.equal(null);
+        expect(frame!.equals(Buffer.concat([Buffer.from(head), out, tail]))).to.equal(true);
+        expect([enc.octets, enc.stuffed, enc.complete]).to.deep.equal([ref.octets, ref.stuffed, true]);
+        expect(enc.frame(head, msg, tail), 'once per encoder').to.equal(null);
+        releaseWire(frame!);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('frame(): reuses a released frame of its size class, never one still lent; declines what might not fit, and TOP', () => {
+    const tail = Buffer.from('.\r\n');
+    const msg = (fill: number, n: number): Buffer => Buffer.alloc(n, fill).fill(0x0a, n - 1);
+    const a = new WireEncoder().frame('+OK\r\n', msg(0x41, 10_000), tail)!;
+    const b = new WireEncoder().frame('+OK\r\n', msg(0x42, 10_000), tail)!;
+    expect(b.buffer).to.not.equal(a.buffer); // a is still lent
+    releaseWire(a);
+    releaseWire(a); // twice: still one entry in the free list
+    const c = new WireEncoder().frame('+OK\r\n', msg(0x43, 10_000), tail)!;
+    const d = new WireEncoder().frame('+OK\r\n', msg(0x44, 10_000), tail)!;
+    expect(c.buffer).to.equal(a.buffer);
+    expect(d.buffer).to.not.equal(a.buffer);
+    expect(c.subarray(5, 10).toString()).to.equal('CCCCC');
+    expect(b.subarray(5, 10).toString()).to.equal('BBBBB'); // untouched by c
+    // A small message takes a small frame: a slow client's queued frames hold at most twice their bytes.
+    const small = new WireEncoder().frame('+OK\r\n', Buffer.from('hi\n'), tail)!;
+    expect(small.buffer.byteLength).to.equal(4096);
+    for (const f of [b, c, d, small]) releaseWire(f);
+    // Every byte may double: a message that could outgrow the largest frame is declined (push/end then).
+    const big = Buffer.alloc((FRAME_MAX >> 1) - 2, 0x41);
+    expect(new WireEncoder().frame('+OK\r\n', big, tail)).to.equal(null);
+    expect(new WireEncoder().frame('+OK\r\n', big.subarray(0, (FRAME_MAX >> 1) - 10), tail)).to.not.equal(null);
+    expect(new WireEncoder({ bodyLines: 3 }).frame('+OK\r\n', Buffer.from('a\n'), tail)).to.equal(null);
+    expect(new WireEncoder({ portable: true }).frame('+OK\r\n', Buffer.from('a\n'), tail)).to.equal(null);
   });
 
   it('handles a CR at the end of one chunk and LF at the start of the next', () => {

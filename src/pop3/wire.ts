@@ -21,7 +21,7 @@
  * faster on messages of many short lines. This JavaScript path does TOP, and RETR without SIMD.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { simdAvailable, simdEncode, type SimdState } from './wire-simd.js';
+import { frameFits, simdAvailable, simdEncode, simdFrame, type SimdState } from './wire-simd.js';
 
 /** Hand an output buffer of WireEncoder.push back for reuse once nothing reads it (wire-simd.ts). */
 export { releaseWire } from './wire-simd.js';
@@ -65,6 +65,24 @@ export class WireEncoder {
   /** True when the message went through in full (RETR, or a TOP whose limit was not reached). */
   get complete(): boolean {
     return this.ended && !this.done;
+  }
+
+  /**
+   * A whole reply in one buffer for a message given whole: `head` (the status line and its
+   * CRLF), the encoded message with the final CRLF it may lack, then `tail` (the ".CRLF"). As
+   * push(chunk) then end(), and the encoder is ended after it. The buffer is a reused frame: hand
+   * it to releaseWire once written. Null when this encoder cannot (TOP, no SIMD, input already
+   * pushed, or a message too large for a frame): use push() and end() instead.
+   */
+  frame(head: string, chunk: Buffer, tail: Buffer): Buffer | null {
+    if (this.simd === null || this.ended || this.octets !== 0 || !this.simd.atLineStart) return null;
+    const headLen = Buffer.byteLength(head);
+    if (!frameFits(headLen, chunk.length, tail.length)) return null;
+    const { out, stuffed, octets } = simdFrame(head, headLen, chunk, this.simd, tail);
+    this.stuffed += stuffed;
+    this.octets += octets;
+    this.ended = true;
+    return out;
   }
 
   push(chunk: Buffer): Buffer {
