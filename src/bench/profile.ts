@@ -243,8 +243,8 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   fs.rmSync(dir, { recursive: true, force: true });
   if (sum.threads === 0) throw new Error(`no profile written for ${s.name}: ${stderr.trim()}`);
   const out = [`### ${s.what}`, '',
-    `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time): busy ${sum.busyMs.toFixed(0)} ms of CPU, idle ${sum.idleMs.toFixed(0)} ms (summed over threads).`
-    + (times0 && times1 ? ` The kernel's account of the server process (all threads, profiler included): ${times1.user - times0.user} ms user, ${times1.sys - times0.sys} ms system.` : '')
+    `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time) the profiler saw them busy for ${sum.busyMs.toFixed(0)} ms and idle for ${sum.idleMs.toFixed(0)} ms (summed over threads; a thread waiting for a core counts as busy).`
+    + (times0 && times1 ? ` The kernel's account of the server's CPU (all threads, the profiler's own included): ${times1.user - times0.user} ms user, ${times1.sys - times0.sys} ms system.` : '')
     + (per ? ` Per ${per.command}: ${us(per.clientWall, per.count)} µs in the client's loop, the client's own CPU ${us(per.clientCpu, per.count)} µs`
       + (times0 && times1 ? `, the server's ${us((times1.user + times1.sys - times0.user - times0.sys) / 1000, per.count)} µs (${us((times1.sys - times0.sys) / 1000, per.count)} of it in the kernel)` : '') + '.' : ''), '',
     '| self ms | share of busy | function (file) |', '|---|---|---|'];
