@@ -164,7 +164,7 @@ function procTimes(pid: number | undefined): { user: number; sys: number } | nul
 }
 
 /** Seconds spread over `count` commands, in whole µs. */
-const us = (seconds: number, count: number): string => ((seconds * 1e6) / count).toFixed(0);
+const usEach = (seconds: number, count: number): string => ((seconds * 1e6) / count).toFixed(0);
 
 /** Now on the clock V8 stamps profile samples with (CLOCK_MONOTONIC, µs). */
 const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -245,8 +245,8 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   const out = [`### ${s.what}`, '',
     `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time) the profiler saw them busy for ${sum.busyMs.toFixed(0)} ms and idle for ${sum.idleMs.toFixed(0)} ms (summed over threads; a thread waiting for a core counts as busy).`
     + (times0 && times1 ? ` The kernel's account of the server's CPU (all threads, the profiler's own included): ${times1.user - times0.user} ms user, ${times1.sys - times0.sys} ms system.` : '')
-    + (per ? ` Per ${per.command}: ${us(per.clientWall, per.count)} µs in the client's loop, the client's own CPU ${us(per.clientCpu, per.count)} µs`
-      + (times0 && times1 ? `, the server's ${us((times1.user + times1.sys - times0.user - times0.sys) / 1000, per.count)} µs (${us((times1.sys - times0.sys) / 1000, per.count)} of it in the kernel)` : '') + '.' : ''), '',
+    + (per ? ` Per ${per.command}: ${usEach(per.clientWall, per.count)} µs in the client's loop, the client's own CPU ${usEach(per.clientCpu, per.count)} µs`
+      + (times0 && times1 ? `, the server's ${usEach((times1.user + times1.sys - times0.user - times0.sys) / 1000, per.count)} µs (${usEach((times1.sys - times0.sys) / 1000, per.count)} of it in the kernel)` : '') + '.' : ''), '',
     '| self ms | share of busy | function (file) |', '|---|---|---|'];
   for (const [k, ms] of sum.rows.slice(0, TOP_FUNCTIONS)) out.push(`| ${ms.toFixed(1)} | ${((100 * ms) / sum.busyMs).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`);
   out.push('');
