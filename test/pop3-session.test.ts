@@ -294,6 +294,36 @@ describe('POP3 session (memory drop)', function () {
     await until(() => drop.closes === 1, 'drop.close after disconnect');
   });
 
+  it('pipelined RETRs of many different small messages, held back by a full socket, arrive byte for byte (a reply buffer is reused only once written)', async () => {
+    await r.server.close();
+    // 300 distinct messages of 1–20 KB, some lines dot-stuffed: each is answered whole, in one
+    // reused frame (wire-simd.ts); frames waiting in the socket's buffer must not be reused.
+    const msgs = Array.from({ length: 300 }, (_, i) =>
+      `Subject: ${i}\r\n\r\n` +
+      Array.from({ length: 20 + ((i * 37) % 200) }, (_, k) => `${k % 9 === 0 ? '.' : ''}line ${k} of message ${i} ${'abcdefghij'.repeat(k % 7)}`).join('\r\n') +
+      '\r\n');
+    const opener = new MemoryDropOpener({ alice: msgs }, { whole: true });
+    r = await start({ alice: msgs }, { dropOpener: opener });
+    const c = await connect();
+    await c.login('alice', 'wonderland');
+    const drop = opener.opened[0]!;
+    c.socket.pause();
+    c.sendRaw(msgs.map((_, i) => `RETR ${i + 1}\r\n`).join('').repeat(3));
+    let last = -1;
+    for (let stable = 0; stable < 3; ) {
+      await new Promise((res) => setTimeout(res, 100));
+      stable = drop.reads === last ? stable + 1 : 0;
+      last = drop.reads;
+    }
+    expect(drop.reads, 'the server waited for the client').to.be.below(900);
+    c.socket.resume();
+    for (let j = 0; j < 900; j++) {
+      const reply = await c.readMulti();
+      expect(reply.status, `reply ${j + 1}`).to.equal(`+OK ${wireSize(Buffer.from(msgs[j % 300]!, "latin1"))} octets`);
+      expect(reply.lines.join('\r\n') + '\r\n', `reply ${j + 1}`).to.equal(msgs[j % 300]);
+    }
+  });
+
   it('a client flooding commands without reading replies is paused: the rest of its input stays on its side', async () => {
     await r.server.close();
     const MB = 1024 * 1024;
