@@ -16,7 +16,7 @@ import type { BenchHash, BenchOptions, WorkloadId } from './options.js';
 import { NODE_FLAGS } from '../cli/node-flags.js';
 import { writeCredentials } from './credentials.js';
 import { pythonSession } from './pyclient.js';
-import { freePort, waitForGreeting } from './servers.js';
+import { freePort, procUsage, waitForGreeting } from './servers.js';
 
 const POPSPOOL_BIN = fileURLToPath(new URL('../../../bin/popspool', import.meta.url));
 /** Rows per scenario in the report: the functions that matter, not the long tail. */
@@ -152,17 +152,6 @@ const SCENARIOS: readonly Scenario[] = [
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
 interface CpuProfile { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] }
 
-/** A process's user and system CPU so far (ms), from /proc (ticks of 10 ms), or null. */
-function procTimes(pid: number | undefined): { user: number; sys: number } | null {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(rest[11]) * 10, sys: Number(rest[12]) * 10 };
-  } catch {
-    return null;
-  }
-}
-
 /** Seconds spread over `count` commands, in whole µs. */
 const usEach = (seconds: number, count: number): string => ((seconds * 1e6) / count).toFixed(0);
 
@@ -221,19 +210,19 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   child.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
   let fromUs = 0;
   let toUs = 0;
-  let times0: ReturnType<typeof procTimes> = null;
-  let times1: ReturnType<typeof procTimes> = null;
+  let usage0: ReturnType<typeof procUsage> = null;
+  let usage1: ReturnType<typeof procUsage> = null;
   let per: PerCommand | null = null;
   try {
     await waitForGreeting(port, child);
     await new Promise((r) => setTimeout(r, 300)); // the scan worker's start-up settles too
     const ctx = { port, spool: path.join(spoolDir, users[0]!), template, manifest, users };
     await s.prepare?.(ctx);
-    times0 = procTimes(child.pid);
+    usage0 = procUsage(child.pid!);
     fromUs = monoUs();
     per = (await s.run(ctx)) ?? null;
     toUs = monoUs();
-    times1 = procTimes(child.pid);
+    usage1 = procUsage(child.pid!);
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -242,11 +231,14 @@ async function runScenario(s: Scenario, opts: BenchOptions, work: string): Promi
   const sum = summarize(profDir, fromUs, toUs);
   fs.rmSync(dir, { recursive: true, force: true });
   if (sum.threads === 0) throw new Error(`no profile written for ${s.name}: ${stderr.trim()}`);
+  // The server's CPU during the scenario (seconds), from the kernel.
+  const cpu = usage0 && usage1 ? { all: usage1.cpu - usage0.cpu, sys: usage1.sys - usage0.sys } : null;
+  const ms = (seconds: number): string => (seconds * 1000).toFixed(0);
   const out = [`### ${s.what}`, '',
     `${sum.threads} thread profile(s); while the scenario ran (${((toUs - fromUs) / 1000).toFixed(0)} ms of wall time) the profiler saw them busy for ${sum.busyMs.toFixed(0)} ms and idle for ${sum.idleMs.toFixed(0)} ms (summed over threads; a thread waiting for a core counts as busy).`
-    + (times0 && times1 ? ` The kernel's account of the server's CPU (all threads, the profiler's own included): ${times1.user - times0.user} ms user, ${times1.sys - times0.sys} ms system.` : '')
+    + (cpu ? ` The kernel's account of the server's CPU (all threads, the profiler's own included): ${ms(cpu.all - cpu.sys)} ms user, ${ms(cpu.sys)} ms system.` : '')
     + (per ? ` Per ${per.command}: ${usEach(per.clientWall, per.count)} µs in the client's loop, the client's own CPU ${usEach(per.clientCpu, per.count)} µs`
-      + (times0 && times1 ? `, the server's ${usEach((times1.user + times1.sys - times0.user - times0.sys) / 1000, per.count)} µs (${usEach((times1.sys - times0.sys) / 1000, per.count)} of it in the kernel)` : '') + '.' : ''), '',
+      + (cpu ? `, the server's ${usEach(cpu.all, per.count)} µs (${usEach(cpu.sys, per.count)} of it in the kernel)` : '') + '.' : ''), '',
     '| self ms | share of busy | function (file) |', '|---|---|---|'];
   for (const [k, ms] of sum.rows.slice(0, TOP_FUNCTIONS)) out.push(`| ${ms.toFixed(1)} | ${((100 * ms) / sum.busyMs).toFixed(1)} % | \`${k.replace(/\|/g, '\\|')}\` |`);
   out.push('');

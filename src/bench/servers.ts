@@ -34,6 +34,8 @@ export interface BenchEnv {
 export interface ProcUsage {
   /** User + system CPU seconds so far. */
   readonly cpu: number;
+  /** Of which system (kernel) CPU seconds. */
+  readonly sys: number;
   /** Peak resident set since the last reset, bytes. */
   readonly peakRss: number;
 }
@@ -110,17 +112,18 @@ export function processTree(pid: number): number[] {
 export function treeUsage(pid: number): ProcUsage | null {
   const parts = processTree(pid).map(procUsage).filter((u): u is ProcUsage => u !== null);
   if (!parts.length) return null;
-  return { cpu: parts.reduce((a, u) => a + u.cpu, 0), peakRss: parts.reduce((a, u) => a + u.peakRss, 0) };
+  return { cpu: parts.reduce((a, u) => a + u.cpu, 0), sys: parts.reduce((a, u) => a + u.sys, 0), peakRss: parts.reduce((a, u) => a + u.peakRss, 0) };
 }
 
 export function procUsage(pid: number): ProcUsage | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+    const sys = Number(fields[12]) / CLK_TCK;
+    const cpu = Number(fields[11]) / CLK_TCK + sys; // utime, stime (fields 14, 15)
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    return { cpu, peakRss: hwm ? Number(hwm[1]) * 1024 : 0 };
+    return { cpu, sys, peakRss: hwm ? Number(hwm[1]) * 1024 : 0 };
   } catch {
     return null;
   }
