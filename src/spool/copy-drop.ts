@@ -13,11 +13,11 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
 import { createMessageSum, finalizeUidls, scanFd } from '../mbox/index.js';
-import type { ScannedMessage, ScanResult } from '../mbox/types.js';
+import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
-import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
-import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, ReadAhead, WindowReader } from './io.js';
+import { type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, SmallReads, WindowReader } from './io.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
 import type { SpoolContext } from './store.js';
@@ -128,7 +128,7 @@ export class CopyDrop implements Drop {
   readonly messages: readonly DropMessage[];
   readonly info: Drop['info'];
   private closed = false;
-  private readonly ahead: ReadAhead;
+  private readonly reads: SmallReads;
 
   private constructor(
     private readonly ctx: SpoolContext,
@@ -144,7 +144,11 @@ export class CopyDrop implements Drop {
     const uidls = finalizeUidls(scan.messages.map((m) => m.uidlBase));
     this.messages = scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
     this.info = { mode: 'copy', lockWaitMs, cache: 'none' };
-    this.ahead = new ReadAhead(dropFd);
+    // Our own temp drop (nobody else writes it): a short read is all there is to check.
+    this.reads = new SmallReads(dropFd, scan.messages, (m) => m.start, (m, buf) => {
+      if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${dropFile} is shorter than its scan`);
+      return buf;
+    });
   }
 
   /** Lock held on entry; released before returning (copy mode never holds it). */
@@ -183,36 +187,14 @@ export class CopyDrop implements Drop {
     return rangeStream(this.dropFd, m.start, m.end, 256 * 1024);
   }
 
-  /** The scanned message `index` when it is small enough for readSmall, else null. */
-  private smallMessage(index: number): ScannedMessage | null {
-    const m = this.scan.messages[index];
-    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    return m.end - m.start > ONE_READ_MAX ? null : m;
-  }
-
-  /** Drop.readHeld: readSmall's answer when the read-ahead already holds the message. */
+  /** Drop.readHeld. */
   readHeld(index: number): Buffer | null {
-    const m = this.smallMessage(index);
-    if (!m) return null;
-    const buf = this.ahead.held(m.start, m.end);
-    return buf && this.delivered(index, buf);
+    return this.reads.held(index);
   }
 
-  /** Drop.readSmall: from our own temp drop (nobody else writes it), read ahead like server mode. */
-  async readSmall(index: number): Promise<Buffer | null> {
-    const m = this.smallMessage(index);
-    if (!m) return null;
-    return this.delivered(index, await this.ahead.read(m.start, m.end, ReadAhead.reach(this.scan.messages, index, m.start)));
-  }
-
-  /** `buf`, read as message `index`, checked for length; prefetches the next message. */
-  private delivered(index: number, buf: Buffer): Buffer {
-    const ms = this.scan.messages;
-    const m = ms[index]!;
-    if (buf.length < m.end - m.start) throw new PopspoolError('SYS_TEMP', `temp drop ${this.dropFile} is shorter than its scan`);
-    const next = ms[index + 1];
-    if (next && next.end - next.start <= ONE_READ_MAX) this.ahead.prefetch(next.start, next.end, ReadAhead.reach(ms, index + 1, next.start));
-    return buf;
+  /** Drop.readSmall: from our own temp drop, read ahead like server mode. */
+  readSmall(index: number): Promise<Buffer | null> {
+    return this.reads.read(index);
   }
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
@@ -231,7 +213,7 @@ export class CopyDrop implements Drop {
   private async finish(deleted: ReadonlySet<number>, flagged: ReadonlySet<number>): Promise<UpdateOutcome> {
     if (this.closed) throw new PopspoolError('SYS_TEMP', 'session already closed');
     this.closed = true;
-    await this.ahead.clear();
+    await this.reads.clear();
     const t0 = performance.now();
     let lock: HeldLock | null = null;
     try {

@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { Readable } from 'node:stream';
+import { PopspoolError } from '../errors.js';
 import { createMessageSum } from '../mbox/msum.js';
-import { RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
+import type { ScannedMessage } from '../mbox/types.js';
+import { ONE_READ_MAX, RECYCLE_CHUNK, type RecyclingReadable } from './drop.js';
 
 export function fsRead(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
@@ -139,6 +141,64 @@ export class ReadAhead {
     this.buf = null;
     this.next = null;
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+}
+
+/**
+ * A drop's small messages (at most ONE_READ_MAX bytes from where the drop reads them), read whole
+ * through one ReadAhead in the order clients fetch them: a read reaches over the following
+ * messages that fit its window, and each message handed out starts the read of the next one.
+ * Both drops serve Drop.readHeld and Drop.readSmall with it; what differs between them is where
+ * a message's read starts (`startOf`: server mode reads from the From_ line, to check it) and what
+ * they check before the bytes go out (`accept`, which returns the bytes to send or throws).
+ */
+export class SmallReads {
+  private readonly ahead: ReadAhead;
+
+  constructor(
+    fd: number,
+    private readonly messages: readonly ScannedMessage[],
+    private readonly startOf: (m: ScannedMessage) => number,
+    private readonly accept: (m: ScannedMessage, buf: Buffer) => Buffer,
+  ) {
+    this.ahead = new ReadAhead(fd);
+  }
+
+  /** Drop.readHeld: message `index` when the read-ahead already holds it; null otherwise (also when it is not small). */
+  held(index: number): Buffer | null {
+    const m = this.small(index);
+    const buf = m && this.ahead.held(this.startOf(m), m.end);
+    return buf ? this.deliver(index, m!, buf) : null;
+  }
+
+  /** Drop.readSmall: message `index` read whole, or null when it is not small (stream it instead). */
+  async read(index: number): Promise<Buffer | null> {
+    const m = this.small(index);
+    if (!m) return null;
+    const from = this.startOf(m);
+    return this.deliver(index, m, await this.ahead.read(from, m.end, ReadAhead.reach(this.messages, index, from)));
+  }
+
+  /** ReadAhead.clear: before the file is written or closed. */
+  clear(): Promise<void> {
+    return this.ahead.clear();
+  }
+
+  private small(index: number): ScannedMessage | null {
+    const m = this.messages[index];
+    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
+    return m.end - this.startOf(m) > ONE_READ_MAX ? null : m;
+  }
+
+  /** The checked bytes of `m`; clients fetch in order, so the next message is read meanwhile. */
+  private deliver(index: number, m: ScannedMessage, buf: Buffer): Buffer {
+    const out = this.accept(m, buf);
+    const next = this.messages[index + 1];
+    if (next) {
+      const from = this.startOf(next);
+      if (next.end - from <= ONE_READ_MAX) this.ahead.prefetch(from, next.end, ReadAhead.reach(this.messages, index + 1, from));
+    }
+    return out;
   }
 }
 

@@ -10,8 +10,8 @@ import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log } from '../obs/log.js';
 import type { HeldLock } from '../lock/types.js';
 import { stampOf } from './cache.js';
-import { ONE_READ_MAX, type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
-import { fclose, fstat, preadExact, rangeStream, ReadAhead } from './io.js';
+import { type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { fclose, fstat, preadExact, rangeStream, SmallReads } from './io.js';
 import { fingerprintOf, needsStatusEdit, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
 import type { SpoolContext } from './store.js';
 import { journalPathFor, recoverJournal } from './journal.js';
@@ -103,7 +103,7 @@ export class ServerDrop implements Drop {
   private closed = false;
   /** Set when the spool changed under us in a way other than an append: no more reads, no update. */
   private poisoned: string | null = null;
-  private readonly ahead: ReadAhead;
+  private readonly reads: SmallReads;
 
   constructor(
     private readonly ctx: SpoolContext,
@@ -116,31 +116,20 @@ export class ServerDrop implements Drop {
     cache: 'hit' | 'tail' | 'miss',
   ) {
     this.messages = dropMessagesOf(state.scan.messages);
-    this.ahead = new ReadAhead(fd);
+    this.reads = new SmallReads(fd, state.scan.messages, (m) => m.fromOffset, (m, buf) => this.checked(m, buf));
     this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache, bytesScanned: state.scan.bytesRead };
     this.lock = ctx.holdLock ? lock : null;
   }
 
-  /** The scanned message `index` when it is small enough for readSmall, else null. */
-  private smallMessage(index: number): ScannedMessage | null {
-    if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
-    const m = this.state.scan.messages[index];
-    if (!m) throw new PopspoolError('SYS_TEMP', `no message ${index + 1}`);
-    return m.end - m.fromOffset > ONE_READ_MAX ? null : m;
-  }
-
-  /** Drop.readHeld: readSmall's answer when the read-ahead already holds the message. */
+  /** Drop.readHeld. */
   readHeld(index: number): Buffer | null {
-    const m = this.smallMessage(index);
-    if (!m) return null;
-    const buf = this.ahead.held(m.fromOffset, m.end);
-    return buf && this.checked(index, m, buf);
+    this.usable();
+    return this.reads.held(index);
   }
 
   /** Drop.readSmall: messages of up to ONE_READ_MAX, checked like read() below. */
   async readSmall(index: number): Promise<Buffer | null> {
-    const m = this.smallMessage(index);
-    if (!m) return null;
+    this.usable();
     // One positional read from the From_ line to the message's end (or the read-ahead window
     // that already holds it) does the whole check and fetches the data: one thread-pool hop at
     // most, instead of fstat + pread + stream reads. The fstat of the long path only adds "a
@@ -149,11 +138,15 @@ export class ServerDrop implements Drop {
     // line comes from the same read.
     // (dev/ino of our own descriptor cannot change: a spool replaced by rename is another
     // inode, which this descriptor never sees; update.ts deals with that under the lock.)
-    return this.checked(index, m, await this.ahead.read(m.fromOffset, m.end, ReadAhead.reach(this.state.scan.messages, index, m.fromOffset)));
+    return this.reads.read(index);
   }
 
-  /** `buf`, read from message `index`'s From_ line to its end, checked against the scan; the message's bytes. */
-  private checked(index: number, m: ScannedMessage, buf: Buffer): Buffer {
+  private usable(): void {
+    if (this.poisoned) throw new PopspoolError('SYS_TEMP', this.poisoned);
+  }
+
+  /** `buf`, read from message `m`'s From_ line to its end, checked against the scan; the message's bytes. */
+  private checked(m: ScannedMessage, buf: Buffer): Buffer {
     const whole = m.end - m.fromOffset;
     if (buf.length < whole || !buf.subarray(0, FROM.length).equals(FROM)) {
       throw this.poison(buf.length < whole ? 'rewritten' : 'From_ line missing', m.fromOffset);
@@ -163,11 +156,6 @@ export class ServerDrop implements Drop {
     // read-ahead safe: bytes read a few RETRs ago are sent only if they are still exactly the
     // scanned message (a change since then is caught by the next read, or by the update).
     if (msum(buf) !== m.sum) throw this.poison('message bytes changed', m.fromOffset);
-    // Clients fetch in order: read the next window while this message goes out.
-    const next = this.state.scan.messages[index + 1];
-    if (next && next.end - next.fromOffset <= ONE_READ_MAX) {
-      this.ahead.prefetch(next.fromOffset, next.end, ReadAhead.reach(this.state.scan.messages, index + 1, next.fromOffset));
-    }
     return buf.subarray(m.start - m.fromOffset);
   }
 
@@ -199,7 +187,7 @@ export class ServerDrop implements Drop {
 
   async update(req: UpdateRequest): Promise<UpdateOutcome> {
     const t0 = performance.now();
-    await this.ahead.clear();
+    await this.reads.clear();
     if (this.poisoned) {
       await this.close();
       throw new PopspoolError('SYS_TEMP', 'some deleted messages not removed (the spool was changed by another program)');
@@ -268,7 +256,7 @@ export class ServerDrop implements Drop {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.ahead.clear();
+    await this.reads.clear();
     const lock = this.lock;
     this.lock = null;
     await lock?.release();
