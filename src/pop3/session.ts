@@ -406,18 +406,12 @@ export class Pop3Session implements CommandContext {
       // A small message, whole: status line, body and terminator in one reused frame, one
       // plain write (a RETR of up to ~32 KB). (Framing into a fresh buffer per message was
       // tried in the tenth session: V8 then started old-space collections for those buffers.)
-      const frame = enc.frame(head, src, TERMINATOR_BYTES);
-      if (frame) {
-        if (this.closed) return false;
-        const written = this.write(frame);
-        body.onSent?.(enc.octets, enc.complete);
-        return written ? written.then(() => true) : true;
-      }
       // Otherwise (TOP, a larger message, no SIMD): status line, body and terminator in one writev.
-      this.send(head);
-      const wire = enc.push(src);
+      const frame = enc.frame(head, src, TERMINATOR_BYTES);
+      if (!frame) this.send(head);
+      const out = frame ? [frame] : [enc.push(src), enc.end(), TERMINATOR_BYTES];
       if (this.closed) return false;
-      const written = this.write(wire, enc.end(), TERMINATOR_BYTES);
+      const written = this.write(...out);
       body.onSent?.(enc.octets, enc.complete);
       return written ? written.then(() => true) : true;
     }
