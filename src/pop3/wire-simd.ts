@@ -151,15 +151,6 @@ const SLAB_MIN = SLAB >> 1;
 /** Free slabs kept for reuse, all sessions together (more are left to the garbage collector):
  *  a streaming RETR has ~3 in flight (one held back, one in the socket, one being filled). */
 const FREE_SLABS_MAX = 16;
-const freeSlabs: Buffer[] = [];
-/** Slabs handed out and not yet released (by their memory: a released view may be a subarray). */
-const lentSlabs = new WeakSet<ArrayBufferLike>();
-
-function takeSlab(): Buffer {
-  const b = freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB);
-  lentSlabs.add(b.buffer);
-  return b;
-}
 
 /**
  * Frames: a whole reply to a RETR of a small message (its status line, the encoded message and
@@ -167,16 +158,29 @@ function takeSlab(): Buffer {
  * three buffers, and takes a reused buffer instead of a fresh ArrayBuffer per message (for a
  * message of 2–20 KB, Buffer.allocUnsafe allocates one every time). Frames come in size
  * classes, powers of two from FRAME_MIN to FRAME_MAX, so a frame waiting in a slow client's
- * socket buffer holds at most twice its bytes; the free frames of each class are capped.
+ * socket buffer holds at most twice its bytes.
  */
 const FRAME_MIN = 4096;
 export const FRAME_MAX = 64 * 1024;
 const FREE_FRAMES_MAX = 32;
-/** Free frames by class (index k: FRAME_MIN << k bytes). */
-const freeFrames: Buffer[][] = [];
-for (let size = FRAME_MIN; size <= FRAME_MAX; size <<= 1) freeFrames.push([]);
-/** Frames handed out and not yet released, with their class. */
-const lentFrames = new WeakMap<ArrayBufferLike, number>();
+
+/** Free buffers by capacity (SLAB, or a frame class), and how many of each are kept. */
+const free = new Map<number, Buffer[]>([[SLAB, []]]);
+const keep = new Map<number, number>([[SLAB, FREE_SLABS_MAX]]);
+for (let size = FRAME_MIN; size <= FRAME_MAX; size <<= 1) {
+  free.set(size, []);
+  keep.set(size, FREE_FRAMES_MAX);
+}
+/** Buffers handed out and not yet released, with their capacity (keyed by their memory: a
+ *  released view may be a subarray). */
+const lent = new WeakMap<ArrayBufferLike, number>();
+
+/** A reused (or new) buffer of `capacity` bytes, one of the capacities in `free`. */
+function take(capacity: number): Buffer {
+  const b = free.get(capacity)!.pop() ?? Buffer.allocUnsafeSlow(capacity);
+  lent.set(b.buffer, capacity);
+  return b;
+}
 
 /**
  * Gives an output buffer of simdEncode or simdFrame back for reuse. Call it only when nothing
@@ -185,16 +189,11 @@ const lentFrames = new WeakMap<ArrayBufferLike, number>();
  */
 export function releaseWire(buf: Buffer): void {
   const ab = buf.buffer;
-  const k = lentFrames.get(ab);
-  if (k !== undefined) {
-    lentFrames.delete(ab);
-    const free = freeFrames[k]!;
-    if (free.length < FREE_FRAMES_MAX) free.push(Buffer.from(ab, 0, FRAME_MIN << k));
-    return;
-  }
-  if (!lentSlabs.has(ab)) return;
-  lentSlabs.delete(ab);
-  if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(Buffer.from(ab, 0, SLAB));
+  const capacity = lent.get(ab);
+  if (capacity === undefined) return;
+  lent.delete(ab);
+  const list = free.get(capacity)!;
+  if (list.length < keep.get(capacity)!) list.push(Buffer.from(ab, 0, capacity));
 }
 
 /** Whether simdFrame takes a message of `len` bytes after a status line of `headLen`: each byte may double. */
@@ -224,10 +223,9 @@ export function simdFrame(head: string, headLen: number, chunk: Buffer, st: Simd
   st.atLineStart = true;
   st.lastCR = false;
   const size = headLen + n + (crlf ? 2 : 0) + tail.length;
-  let c = 0;
-  while (FRAME_MIN << c < size) c++;
-  const frame = freeFrames[c]!.pop() ?? Buffer.allocUnsafeSlow(FRAME_MIN << c);
-  lentFrames.set(frame.buffer, c);
+  let capacity = FRAME_MIN;
+  while (capacity < size) capacity <<= 1;
+  const frame = take(capacity);
   frame.write(head, 0, headLen, 'utf8');
   frame.set(k.mem.subarray(DST, DST + n), headLen);
   let o = headLen + n;
@@ -255,7 +253,7 @@ export function simdEncode(chunk: Buffer, st: SimdState): { out: Buffer; stuffed
     st.atLineStart = (flags & 1) !== 0;
     st.lastCR = (flags & 2) !== 0;
     stuffed += k.state[1]!;
-    const out = n >= SLAB_MIN && n <= SLAB ? takeSlab().subarray(0, n) : Buffer.allocUnsafe(n);
+    const out = n >= SLAB_MIN && n <= SLAB ? take(SLAB).subarray(0, n) : Buffer.allocUnsafe(n);
     out.set(k.mem.subarray(DST, DST + n));
     parts.push(out);
   }
