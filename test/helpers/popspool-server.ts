@@ -15,6 +15,7 @@ import { buildConfig } from '../../src/config/load.js';
 import { storeFor } from '../../src/cli/serve.js';
 import { filterOpener } from '../../src/filter/filtered-drop.js';
 import { Pop3Server, type ServerOptions } from '../../src/server/server.js';
+import { backgroundSettled } from '../../src/spool/background.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const FIXTURES = path.join(ROOT, 'spool-fixtures');
@@ -88,6 +89,7 @@ export async function startServer(opts: TestServerOptions): Promise<TestServer> 
     port: bound!.port, dir, spoolPath, ...(tlsBound ? { tlsPort: tlsBound.port } : {}),
     stop: async () => {
       await server.close();
+      await backgroundSettled(); // cache files written after a login's +OK, as serve's shutdown waits for them
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
