@@ -607,10 +607,18 @@ export class Pop3Session implements CommandContext {
     return text;
   }
 
-  /** Write gathered replies; a promise only when the output buffer is full (wait for it). */
+  /**
+   * Write gathered replies; a promise only when the output buffer is full (wait for it). They go
+   * out as the string they are: the stream encodes it straight into its write request, with no
+   * Buffer made here and nothing to hand back on the write callback.
+   */
   private flush(): Promise<void> | undefined {
     if (this.out.length === 0) return undefined;
-    return this.write(Buffer.from(this.takeOut(), 'utf8'));
+    const text = this.takeOut();
+    if (this.closed) return undefined;
+    this.lastActive = Date.now();
+    this.bytesOut += Buffer.byteLength(text);
+    return this.stream.write(text) ? undefined : this.wait('drain');
   }
 
   /** flush() for the paths that must not fail: whatever goes wrong is the connection's end. */
