@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { requireTool } from '../../test/helpers/tools.js';
 import { describeCrypt } from './credentials.js';
+import { floorPort } from './floor.js';
 import { digestLines } from './generator.js';
 import { parseBenchArgs } from './options.js';
 import { pythonSession, type PyClientKind } from './pyclient.js';
@@ -136,6 +137,25 @@ describe('bench python3 clients', function () {
     } finally {
       srv.close();
     }
+  });
+
+  it('quickack with noops: sends that many NOOPs one at a time instead of the RETRs, and times them', async () => {
+    const srv = await scriptedServer();
+    try {
+      const r = await pythonSession('quickack', srv.port, 'u', 'p', WANT, false, 50);
+      const after = srv.commands.slice(srv.commands.indexOf('STAT') + 1);
+      expect(after).to.deep.equal([...Array(50).fill('NOOP'), 'QUIT']);
+      expect(srv.batch()).to.equal(1);
+      expect(r.retr).to.be.greaterThan(0).and.lessThan(r.total);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('the round-trip floor server answers the NOOP probe, and leaves the process free to exit', async () => {
+    const r = await pythonSession('quickack', await floorPort(), 'u', 'p', [], false, 100);
+    expect(r.count).to.equal(0); // its STAT says no messages
+    expect(r.retr).to.be.greaterThan(0).and.lessThan(r.total);
   });
 
   it('pipelined: goes lockstep, one command at a time, when CAPA is refused', async () => {

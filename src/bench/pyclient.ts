@@ -15,7 +15,7 @@ import type { MessageDigest } from './generator.js';
 /** Common prologue: arguments, digests on stdin ("octets sha256" per line), the result line. */
 const PROLOGUE = String.raw`
 import hashlib, json, socket, sys, time
-host, port, user, pw, dele, window = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "dele", int(sys.argv[6])
+host, port, user, pw, dele, window, noops = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "dele", int(sys.argv[6]), int(sys.argv[7])
 pipelined = False
 want = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
 bad = []
@@ -152,7 +152,11 @@ cmd("USER " + user); line()
 cmd("PASS " + pw); line()
 cmd("STAT"); n = int(line().split()[1])
 t1 = time.perf_counter()
-if not pipelined:
+if noops:
+    # The round-trip probe: NOOPs one at a time instead of the download ("retr" times them).
+    for k in range(noops):
+        cmd("NOOP"); line()
+elif not pipelined:
     for i in range(1, n + 1):
         cmd("RETR %d" % i)
         retr(i)
@@ -205,12 +209,16 @@ export interface PyResult {
   readonly cpu: number;
 }
 
-/** One python3 session: RETR every message (and DELE it when `dele`), QUIT; every message verified. */
-export function pythonSession(kind: PyClientKind, port: number, user: string, pass: string, want: readonly MessageDigest[], dele = false): Promise<PyResult> {
+/**
+ * One python3 session: RETR every message (and DELE it when `dele`), QUIT; every message verified.
+ * With `noops` (the QUICKACK client only), that many NOOPs one at a time instead of the RETRs:
+ * `retr` is then their time, and `count` and `octets` say nothing.
+ */
+export function pythonSession(kind: PyClientKind, port: number, user: string, pass: string, want: readonly MessageDigest[], dele = false, noops = 0): Promise<PyResult> {
   return new Promise((resolve, reject) => {
     const script = kind === 'poplib' ? POPLIB : QUICKACK;
     const window = kind === 'pipelined' ? PIPELINE_WINDOW : 1;
-    const child = spawn('python3', ['-c', script, '127.0.0.1', String(port), user, pass, dele ? 'dele' : 'keep', String(window)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-c', script, '127.0.0.1', String(port), user, pass, dele ? 'dele' : 'keep', String(window), String(kind === 'poplib' ? 0 : noops)], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => { out += d; });

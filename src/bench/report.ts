@@ -11,6 +11,7 @@ import type { MachineInfo } from './machine.js';
 import { WORKLOADS, type BenchOptions } from './options.js';
 import { targetsTable } from './targets.js';
 import { PIPELINE_WINDOW } from './pyclient.js';
+import { NOOP_PROBE } from './floor.js';
 import { barChart, fmt, type Bar } from './svg.js';
 
 export interface RunInfo {
@@ -44,6 +45,7 @@ function metrics(python: boolean): readonly Metric[] {
     { prefix: 'b.pipe.mbps', title: `(b) download all, keep — ${fair}, pipelining when the server advertises PIPELINING (MB/s, whole session)`, plot: 'b-pipe-mbps.svg' },
     { prefix: 'b.msretr', title: `(b) download all, keep — ${fair}: ms per RETR`, plot: null },
     { prefix: 'b.clientms', title: `(b) download all, keep — ${fair}: the client's own CPU per RETR (ms; a lockstep round trip is at least this plus the server's time and two wake-ups)`, plot: null },
+    { prefix: 'b.noop', title: `(b) the per-command round trip — ${fair}: µs per NOOP, ${NOOP_PROBE} one at a time (a minimal Node server's, which answers each line with one write, is in the Targets table)`, plot: null },
     { prefix: 'b.py.msretr', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK: ms per RETR', plot: 'b-py-msretr.svg' },
     { prefix: 'b.py.mbps', title: '(b) download all, keep — python3 poplib, no TCP_QUICKACK (MB/s, whole session)', plot: null },
     { prefix: 'c.total', title: `(c) download and delete all, including QUIT — ${fair} (seconds)`, plot: 'c-total.svg' },
@@ -139,7 +141,7 @@ export function writeReport(opts: BenchOptions, results: Results, info: RunInfo)
     + (info.smallMailboxes ? `; workload f: ${info.smallMailboxes} small mailboxes.` : '.'), '');
   const mixLabels = info.mailboxes.filter((m) => m.manifest.kind === 'mix').map((m) => m.label);
   L.push('## Targets', '', 'Every target of issue 5, from this run (reported, never asserted). Ratios of times are slower ÷ faster as named; "not measured": the run did not include it.', '',
-    ...targetsTable(results, { targets, mixLabels, pipelined: info.pipelined }), '',
+    ...targetsTable(results, { targets, mixLabels, pipelined: info.pipelined, machine: info.machine, mailboxes: info.mailboxes }), '',
     'What bounds the targets popspool misses, with the profiles that show it: [performance.md](performance.md)'
     + (fs.existsSync(path.join(plotDir, 'profiles.md')) ? ' and [bench/profiles.md](bench/profiles.md) (`popspool bench --profile`).' : '.'), '');
   L.push(...schemesSection(info), ...journalSection(results, info));

@@ -7,6 +7,7 @@
  */
 import { Pop3Client, mismatch, type Check } from './client.js';
 import { measured, totalOctets, type Ctx, type Mailbox } from './context.js';
+import { floorPort, NODE_FLOOR, NOOP_PROBE } from './floor.js';
 import { pythonSession, type PyResult } from './pyclient.js';
 import type { Target } from './servers.js';
 
@@ -136,6 +137,11 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
       ctx.results.add(target.name, `b.msretr/${mb.label}`, (r.value.retr * 1000) / n, 'ms', 'lower');
       // What a lockstep round trip cannot go below, whatever the server: the client's own CPU.
       ctx.results.add(target.name, `b.clientms/${mb.label}`, (r.value.cpu * 1000) / n, 'ms', 'lower');
+      // The per-command round trip, and beside it the floor a Node server cannot go below (floor.ts).
+      const z = await pythonSession('quickack', target.port, mb.user, ctx.env.password, want, false, NOOP_PROBE);
+      ctx.results.add(target.name, `b.noop/${mb.label}`, (z.retr * 1e6) / NOOP_PROBE, 'µs', 'lower');
+      const f = await pythonSession('quickack', await floorPort(), mb.user, ctx.env.password, [], false, NOOP_PROBE);
+      ctx.results.add(NODE_FLOOR, `b.noop/${mb.label}`, (f.retr * 1e6) / NOOP_PROBE, 'µs', 'lower');
       ctx.spools.ensurePristine(mb.user, mb.template);
       await checkMail(target.port, mb.user, ctx.env.password); // a server that changed the spool (Mailutils) rescans here
       const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, want));

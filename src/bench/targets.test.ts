@@ -1,0 +1,78 @@
+/**
+ * The report's Targets table from made-up results: a missed target says what bounds it with the
+ * run's own figures; a met one, or one not measured, leaves that column empty.
+ */
+import { expect } from 'chai';
+import { NODE_FLOOR } from './floor.js';
+import { Results, type Mailbox } from './context.js';
+import type { MachineInfo } from './machine.js';
+import type { Manifest } from './generator.js';
+import { targetsTable } from './targets.js';
+
+const MACHINE: MachineInfo = {
+  nproc: '2', free: '', uname: '', node: 'v20', cpu: 'test', peerVersions: {},
+  fsync: { fsType: 'ext4', fileMs: 0.3, stateMs: 0.5, bulkMsPerMb: 1.5, samples: 50 },
+};
+const BOX_1K = { label: '1k', user: 'u', template: '', manifest: { spoolBytes: 16 * 2 ** 20 } as Manifest } as Mailbox;
+
+/** The table's row whose Target cell starts with `prefix`, as its cells. */
+function row(lines: string[], prefix: string): string[] {
+  const line = lines.find((l) => l.startsWith(`| ${prefix}`));
+  expect(line, prefix).to.be.a('string');
+  return line!.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, ''));
+}
+
+describe('bench targets table', () => {
+  function results(): Results {
+    const r = new Results();
+    r.add('server', 'a.warm/1k', 0.01, 's', 'lower');
+    r.add('copy', 'a.warm/1k', 0.04, 's', 'lower');
+    r.add('server', 'a.warm/50k', 0.012, 's', 'lower');
+    r.add('copy', 'a.warm/50k', 3, 's', 'lower');
+    r.add('server', 'a.cold/50k', 0.5, 's', 'lower', { cpu: 0.8, rss: 1 });
+    r.add('popa3d', 'a.cold/50k', 0.3, 's', 'lower');
+    r.add('server', 'b.mbps/1k', 90, 'MB/s', 'higher');
+    r.add('popa3d', 'b.mbps/1k', 110, 'MB/s', 'higher');
+    r.add('popa3d', 'b.msretr/1k', 0.16, 'ms', 'lower');
+    r.add('server', 'b.clientms/1k', 0.09, 'ms', 'lower');
+    r.add('server', 'b.noop/1k', 82, 'µs', 'lower');
+    r.add('popa3d', 'b.noop/1k', 65, 'µs', 'lower');
+    r.add(NODE_FLOOR, 'b.noop/1k', 71, 'µs', 'lower');
+    r.add('server', 'c.total/1k', 0.3, 's', 'lower');
+    r.add('copy', 'c.total/1k', 0.33, 's', 'lower');
+    r.add('popa3d', 'c.total/1k', 0.25, 's', 'lower');
+    r.add('server', 'c.quit/1k', 0.002, 's', 'lower');
+    r.add('copy', 'c.quit/1k', 0.005, 's', 'lower');
+    r.add('server', 'd.quit/1k', 0.027, 's', 'lower');
+    r.add('popa3d', 'd.quit/1k', 0.012, 's', 'lower');
+    return r;
+  }
+  const info = { targets: ['copy', 'server', 'popa3d'], mixLabels: ['1k', '50k'], pipelined: new Map<string, boolean>(), machine: MACHINE, mailboxes: [BOX_1K] };
+
+  it('says what bounds each missed target, in figures from the run', () => {
+    const t = targetsTable(results(), info);
+    expect(t[0]).to.match(/What bounds it/);
+    const cold = row(t, '(a) cold');
+    expect(cold[3]).to.equal('**no**');
+    expect(cold[4]).to.match(/0\.80* s of CPU/).and.match(/2 cores/);
+    const lock = row(t, '(b) download-all 1k, QUICKACK client, lockstep');
+    // 2× popa3d needs 0.08 ms per RETR; the client alone spends 0.09: the client bounds it.
+    expect(lock[4]).to.match(/^the client/).and.match(/0\.080* ms/).and.match(/0\.090* ms/).and.match(/71(\.0+)? µs/).and.match(/1\.09\d*× popa3d's/).and.match(/adds 11(\.0+)? µs/);
+    const copy = row(t, '(c) download-and-delete-all 1k, lockstep: copy');
+    expect(copy[4]).to.match(/30(\.0+)? ms: copy − server/).and.match(/3(\.0+)? ms more/);
+    const d = row(t, '(d) delete 10%');
+    expect(d[4]).to.match(/~16(\.0+)? MB/).and.match(/≈ 24(\.0+)? ms/).and.match(/update of 12(\.0+)? ms/);
+  });
+
+  it('leaves the column empty for a met target and one not measured', () => {
+    const r = results();
+    r.add('server', 'b.clientms/1k', 0.01, 'ms', 'lower'); // median now below what 2× needs
+    const t = targetsTable(r, info);
+    expect(row(t, '(a) check-mail 50k (warm): copy')[3]).to.equal('yes');
+    expect(row(t, '(a) check-mail 50k (warm): copy')[4]).to.equal('');
+    expect(row(t, '(e) RETR')[2]).to.match(/not measured/);
+    expect(row(t, '(e) RETR')[4]).to.equal('');
+    // When the client is not what bounds lockstep, the row says so instead.
+    expect(row(t, '(b) download-all 1k, QUICKACK client, lockstep')[4]).to.match(/^the server's time per round trip/);
+  });
+});
