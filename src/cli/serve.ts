@@ -23,7 +23,7 @@ import { listenFds } from '../server/systemd.js';
 import type { PeerInfo } from '../pop3/peer.js';
 import { SpoolStore } from '../spool/store.js';
 import { backgroundSettled } from '../spool/background.js';
-import { prewarmScanWorker } from '../mbox/index.js';
+import { prewarmScanWorker, warmScanner } from '../mbox/index.js';
 import { filterOpener } from '../filter/filtered-drop.js';
 import { DEFAULT_LOCK_OPTIONS } from '../lock/index.js';
 import { PopspoolError } from '../errors.js';
@@ -95,7 +95,9 @@ export async function serve(initial: Config, opts: ServeOptions): Promise<void> 
   }
   // Bound (as root if need be); now, before the first accept callback runs, give root up.
   privileges(config);
-  prewarmScanWorker(); // the first big scan should not also pay the scan thread's start-up
+  // The first big scan should pay neither the scan thread's start-up nor the JIT's (warmup.ts).
+  prewarmScanWorker();
+  void warmScanner().catch((e: unknown) => log.warn('scanner warm-up failed', { error: String(e) }));
   for (const b of bound) log.info('listening', { address: b.address, port: b.port });
   let draining = false;
   const control = new ServerControl(server, () => config, () => draining);

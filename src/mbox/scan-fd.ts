@@ -80,7 +80,7 @@ export async function scanFd(fd: number, start: number, end: number, opts: ScanO
  * alternating with 4 MiB reads through the thread pool in the worker, 15 runs each: process CPU
  * 427 → 399 and 428 → 406 ms median; 1 MiB reads 382 → 417 and 467 → 452 ms.
  */
-const SYNC_CHUNK = 256 * 1024;
+export const SYNC_CHUNK = 256 * 1024;
 
 /** One scanner over [start, end), message sums inline or (offload) in the worker. */
 async function scanRange(fd: number, start: number, end: number, opts: ScanOptions, offloadSums: boolean, syncReads: boolean): Promise<ScanResult> {

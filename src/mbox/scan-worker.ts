@@ -111,7 +111,10 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
   };
   port.on('message', (m: ToWorker) => {
     if (m.type === 'warm') {
-      void import('./scan-fd.js');
+      // Load the scanner and run it over a synthetic spool (warmup.ts) before a real scan comes.
+      void import('./scan-fd.js')
+        .then(({ SYNC_CHUNK }) => import('./warmup.js').then((w) => w.warmScannerNow(SYNC_CHUNK)))
+        .catch(() => undefined); // a failed warm-up costs the first scan its speed, nothing else
       return;
     }
     if (m.type === 'scan') {
