@@ -67,6 +67,13 @@ describe('bench targets table', () => {
     expect(d[4]).to.match(/~16(\.0+)? MB/).and.match(/≈ 24(\.0+)? ms/).and.match(/update of 12(\.0+)? ms/);
   });
 
+  it('says when a missed target has no bound it can name', () => {
+    const r = results();
+    r.add('server', 'f.rate/c100', 100, '/s', 'higher');
+    r.add('popa3d', 'f.rate/c100', 80, '/s', 'higher');
+    expect(row(targetsTable(r, info), '(f) check-mail sessions/s, 100 at once: server ÷ popa3d')[4]).to.match(/^none known/);
+  });
+
   it('leaves the column empty for a met target and one not measured', () => {
     const r = results();
     r.add('server', 'b.clientms/1k', 0.01, 'ms', 'lower'); // median now below what 2× needs
