@@ -236,6 +236,13 @@ function schemesSection(info: RunInfo): string[] {
   return ['## Password schemes (workload f is dominated by logins)', '', '| Server | Checks against | Scheme | Computed by | Cache |', '|---|---|---|---|---|', ...rows, '', equal, ''];
 }
 
+/** MB (2^20 bytes) of mailbox `label` that workload d's update rewrites: it deletes message 6
+ *  first (deleted10), so the tail is nearly the whole spool. */
+export function rewrittenTailMb(mailboxes: readonly Mailbox[] | undefined, label: string): number | undefined {
+  const box = mailboxes?.find((m) => m.label === label);
+  return box ? box.manifest.spoolBytes / 2 ** 20 : undefined;
+}
+
 /** What the crash-safety journal costs per update: the fsync probe against the (d) update times. */
 function journalSection(results: Results, info: RunInfo): string[] {
   const fsy = info.machine.fsync;
@@ -257,9 +264,7 @@ function journalSection(results: Results, info: RunInfo): string[] {
   const share = dCols.map((c) => {
     const q = cell(results.get('server', `d.quit/${c}`));
     const done = cell(results.get('server', `d.done/${c}`));
-    // (d) deletes message 6 first (deleted10), so the rewritten tail is nearly the whole spool.
-    const box = info.mailboxes.find((m) => m.label === c);
-    const mb = box ? box.manifest.spoolBytes / 2 ** 20 : undefined;
+    const mb = rewrittenTailMb(info.mailboxes, c);
     const copyMs = mb === undefined ? 0 : mb * fsy.bulkMsPerMb;
     if (!q) return null;
     const tail = mb === undefined ? '' : ` (a synced copy of ~${fmt(mb)} MB ≈ ${fmt(copyMs)} ms)`;

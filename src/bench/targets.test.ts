@@ -23,29 +23,33 @@ function row(lines: string[], prefix: string): string[] {
 }
 
 describe('bench targets table', () => {
+  /** Made-up medians: [target, key, value] (units and directions do not matter to the table). */
+  const DATA: [string, string, number][] = [
+    ['server', 'a.warm/1k', 0.01],
+    ['copy', 'a.warm/1k', 0.04],
+    ['server', 'a.warm/50k', 0.012],
+    ['copy', 'a.warm/50k', 3],
+    ['popa3d', 'a.cold/50k', 0.3],
+    ['server', 'b.mbps/1k', 90],
+    ['popa3d', 'b.mbps/1k', 110],
+    ['popa3d', 'b.msretr/1k', 0.16],
+    ['server', 'b.msretr/1k', 0.2],
+    ['server', 'b.clientms/1k', 0.09],
+    ['server', 'b.noop/1k', 82],
+    ['popa3d', 'b.noop/1k', 65],
+    [NODE_FLOOR, 'b.noop/1k', 71],
+    ['server', 'c.total/1k', 0.3],
+    ['copy', 'c.total/1k', 0.33],
+    ['popa3d', 'c.total/1k', 0.25],
+    ['server', 'c.quit/1k', 0.002],
+    ['copy', 'c.quit/1k', 0.005],
+    ['server', 'd.quit/1k', 0.027],
+    ['popa3d', 'd.quit/1k', 0.012],
+  ];
   function results(): Results {
     const r = new Results();
-    r.add('server', 'a.warm/1k', 0.01, 's', 'lower');
-    r.add('copy', 'a.warm/1k', 0.04, 's', 'lower');
-    r.add('server', 'a.warm/50k', 0.012, 's', 'lower');
-    r.add('copy', 'a.warm/50k', 3, 's', 'lower');
+    for (const [target, key, value] of DATA) r.add(target, key, value, '', 'lower');
     r.add('server', 'a.cold/50k', 0.5, 's', 'lower', { cpu: 0.8, rss: 1 });
-    r.add('popa3d', 'a.cold/50k', 0.3, 's', 'lower');
-    r.add('server', 'b.mbps/1k', 90, 'MB/s', 'higher');
-    r.add('popa3d', 'b.mbps/1k', 110, 'MB/s', 'higher');
-    r.add('popa3d', 'b.msretr/1k', 0.16, 'ms', 'lower');
-    r.add('server', 'b.msretr/1k', 0.2, 'ms', 'lower');
-    r.add('server', 'b.clientms/1k', 0.09, 'ms', 'lower');
-    r.add('server', 'b.noop/1k', 82, 'µs', 'lower');
-    r.add('popa3d', 'b.noop/1k', 65, 'µs', 'lower');
-    r.add(NODE_FLOOR, 'b.noop/1k', 71, 'µs', 'lower');
-    r.add('server', 'c.total/1k', 0.3, 's', 'lower');
-    r.add('copy', 'c.total/1k', 0.33, 's', 'lower');
-    r.add('popa3d', 'c.total/1k', 0.25, 's', 'lower');
-    r.add('server', 'c.quit/1k', 0.002, 's', 'lower');
-    r.add('copy', 'c.quit/1k', 0.005, 's', 'lower');
-    r.add('server', 'd.quit/1k', 0.027, 's', 'lower');
-    r.add('popa3d', 'd.quit/1k', 0.012, 's', 'lower');
     return r;
   }
   const info = { targets: ['copy', 'server', 'popa3d'], mixLabels: ['1k', '50k'], pipelined: new Map<string, boolean>(), machine: MACHINE, mailboxes: [BOX_1K] };

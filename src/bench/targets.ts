@@ -8,7 +8,7 @@
 import { median, type Mailbox, type Results } from './context.js';
 import { NODE_FLOOR, NOOP_PROBE } from './floor.js';
 import type { MachineInfo } from './machine.js';
-import { cell, columns } from './report.js';
+import { cell, columns, rewrittenTailMb } from './report.js';
 import { fmt } from './svg.js';
 
 interface Row {
@@ -108,11 +108,9 @@ export function targetsTable(results: Results, info: TargetsInfo): string[] {
     `one round trip per command, two per message: per RETR the server took ${fmt(med('server', `b.msretr/${b}`))} ms and popa3d ${fmt(med('popa3d', `b.msretr/${b}`))} ms (b); ${roundTrips}`));
   const d = last('d.quit') ?? S;
   const fsy = info.machine?.fsync;
-  const dBox = info.mailboxes?.find((m) => m.label === d);
-  // (d) deletes message 6 first, so the tail rewritten is nearly the whole spool.
-  const tailMb = dBox ? dBox.manifest.spoolBytes / 2 ** 20 : NaN;
+  const tailMb = rewrittenTailMb(info.mailboxes, d);
   rows.push(bounded(ratioRow(`(d) delete 10% of ${d}, QUIT update: server ÷ popa3d`, '≤ 1', med('server', `d.quit/${d}`) / med('popa3d', `d.quit/${d}`), (r) => r <= 1, noPopa),
-    fsy && dBox
+    fsy && tailMb !== undefined
       ? `durability (DESIGN.md §4): before its +OK the server writes and syncs the new tail (~${fmt(tailMb)} MB) once; at this disk's ${fmt(fsy.bulkMsPerMb)} ms per MB (the fsync probe) the sync alone is ≈ ${fmt(tailMb * fsy.bulkMsPerMb)} ms, against popa3d's whole update of ${fmt(med('popa3d', `d.quit/${d}`) * 1000)} ms, which syncs nothing (see "What the journal costs")`
       : 'durability (DESIGN.md §4): the server syncs the rewritten tail before its +OK; popa3d syncs nothing'));
 
