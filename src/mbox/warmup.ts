@@ -4,8 +4,10 @@
  * after tens of thousands of lines. Measured on the 865 MB 50k spool, fresh processes, 3 × 4 cold
  * sessions: the first cold session took 403–866 ms, the second 269–290 ms, the later ones
  * 195–228 ms. With this warm-up, 6 fresh servers alternating with 6 without: the first cold
- * session 298–432 ms (median ~320) against 399–497 ms (~465). It costs an idle server ~8 MB of
- * resident memory (87 → 96 MB), ~4 MB once it has scanned a spool. (Over a 4 MiB spool, four
+ * session 298–432 ms (median ~320) against 399–497 ms (~465). It costs a starting server about
+ * half a second of CPU over both threads (an idle server 4 s after start: 0.59–0.63 s of CPU
+ * without it, 1.00–1.11 s with it), and ~8 MB of resident memory (87 → 96 MB idle), ~4 MB once
+ * it has scanned a spool. (Over a 4 MiB spool, four
  * passes, the first session took 252–388 ms against 395–481, but the server kept ~21 MB more.) A daemon runs for weeks, so that is a cost of each restart, paid by whichever
  * user's mail happens to be scanned first. warmScanner() pays it at start-up instead: a few
  * passes of the real scanner, through the same kernel buffers a scan reads into, over a
