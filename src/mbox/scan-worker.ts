@@ -113,7 +113,7 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
     if (m.type === 'warm') {
       // Load the scanner and run it over a synthetic spool (warmup.ts) before a real scan comes.
       void import('./scan-fd.js')
-        .then(({ SYNC_CHUNK }) => import('./warmup.js').then((w) => w.warmScannerNow(SYNC_CHUNK)))
+        .then(({ SYNC_CHUNK }) => import('./warmup.js').then((w) => w.warmScanner(SYNC_CHUNK, false)))
         .catch(() => undefined); // a failed warm-up costs the first scan its speed, nothing else
       return;
     }

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { MboxScanner } from './scanner.js';
 import { stopScanWorker, prewarmScanWorker } from './scan-worker.js';
-import { warmScanner, warmScannerNow, warmupSpool } from './warmup.js';
+import { warmScanner, warmupSpool } from './warmup.js';
 
 describe('scanner warm-up', () => {
   const whole = (src: Buffer) => {
@@ -33,7 +33,7 @@ describe('scanner warm-up', () => {
     const want = whole(warmupSpool()).length;
     expect(await warmScanner()).to.equal(want);
     expect(await warmScanner(256 * 1024 + 7)).to.equal(want); // boundaries anywhere in a line
-    expect(await warmScannerNow(256 * 1024)).to.equal(want);
+    expect(await warmScanner(256 * 1024, false)).to.equal(want);
   });
 
   it('runs in the scan worker without disturbing it', async function () {

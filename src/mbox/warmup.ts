@@ -85,19 +85,15 @@ async function pass(src: Buffer, chunk: number, between: () => Promise<void> | v
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** The main thread's warm-up: one chunk per turn of the event loop (1 MiB: a few ms each once
- *  optimized, tens of ms before). Resolves to the number of messages the last pass framed. */
-export async function warmScanner(chunk = SCAN_CHUNK / 4): Promise<number> {
+/**
+ * The warm-up: PASSES passes, `chunk` bytes per push. The main thread yields to its event loop
+ * between pushes (1 MiB: a few ms each once optimized, tens of ms before); the scan worker, which
+ * has nothing else to do yet, passes `yieldBetween` false and its own read size. Resolves to the
+ * number of messages the last pass framed.
+ */
+export async function warmScanner(chunk = SCAN_CHUNK / 4, yieldBetween = true): Promise<number> {
   const src = warmupSpool();
   let n = 0;
-  for (let p = 0; p < PASSES; p++) n = await pass(src, chunk, yieldToLoop);
-  return n;
-}
-
-/** The scan worker's warm-up, in one go, with the chunk size its own reads use. */
-export async function warmScannerNow(chunk: number): Promise<number> {
-  const src = warmupSpool();
-  let n = 0;
-  for (let p = 0; p < PASSES; p++) n = await pass(src, chunk, () => undefined);
+  for (let p = 0; p < PASSES; p++) n = await pass(src, chunk, yieldBetween ? yieldToLoop : () => undefined);
   return n;
 }

@@ -607,18 +607,9 @@ export class Pop3Session implements CommandContext {
     return text;
   }
 
-  /**
-   * Write gathered replies; a promise only when the output buffer is full (wait for it). They go
-   * out as the string they are: the stream encodes it straight into its write request, with no
-   * Buffer made here and nothing to hand back on the write callback.
-   */
+  /** Write gathered replies; a promise only when the output buffer is full (wait for it). */
   private flush(): Promise<void> | undefined {
-    if (this.out.length === 0) return undefined;
-    const text = this.takeOut();
-    if (this.closed) return undefined;
-    this.lastActive = Date.now();
-    this.bytesOut += Buffer.byteLength(text);
-    return this.stream.write(text) ? undefined : this.wait('drain');
+    return this.out.length === 0 ? undefined : this.write();
   }
 
   /** flush() for the paths that must not fail: whatever goes wrong is the connection's end. */
@@ -630,17 +621,23 @@ export class Pop3Session implements CommandContext {
 
   /**
    * Writes gathered replies, then `data`, as one corked batch (one writev on a socket, no
-   * copying into one buffer). Returns a promise only when the output buffer is full: it
-   * resolves on 'drain' (or when the connection ends).
+   * copying into one buffer). The replies go out as the string they are: the stream encodes it
+   * straight into its write request, with no Buffer made here and nothing to hand back on the
+   * write callback. Returns a promise only when the output buffer is full: it resolves on
+   * 'drain' (or when the connection ends).
    */
   private write(...data: Buffer[]): Promise<void> | undefined {
-    if (this.out.length) data.unshift(Buffer.from(this.takeOut(), 'utf8'));
+    const text = this.takeOut();
     if (this.closed) return undefined;
     this.lastActive = Date.now();
     const s = this.stream;
-    const many = data.length > 1;
+    const many = data.length + (text ? 1 : 0) > 1;
     if (many) s.cork();
     let room = true;
+    if (text) {
+      this.bytesOut += Buffer.byteLength(text);
+      room = s.write(text);
+    }
     // An encoder slab goes back to the pool on the write callback only on a socket (TCP or
     // TLS), whose callback means the kernel or the TLS engine has taken the bytes. Other
     // duplexes (stdio's Duplex.from over two pipes) may call back while their own writable
