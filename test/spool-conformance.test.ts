@@ -14,6 +14,7 @@ import type { SpoolSettings } from '../src/spool/store.js';
 import { expectedMessages, FIXTURES } from './helpers/popspool-server.js';
 import { killAll, Sandbox, start, waitFor, type Proc } from './helpers/spool-support.js';
 import { requireTool } from './helpers/tools.js';
+import { entries } from '../src/spool/message-list.js';
 
 const DROPS: Record<string, Partial<SpoolSettings>> = {
   server: { mode: 'server' },
@@ -50,9 +51,9 @@ describe('spool conformance: every drop × every lock strategy', function () {
         sb.write(alice);
         const store = sb.store(settings());
         const drop = await store.open(sb.user);
-        expect(drop.messages.map((m) => m.size)).to.deep.equal(expected.map((m) => m.length));
+        expect(entries(drop.messages).map((m) => m.size)).to.deep.equal(expected.map((m) => m.length));
         for (const i of [0, 7, expected.length - 1]) expect(toWire(await readAll(drop, i)).equals(expected[i]!), `message ${i + 1}`).to.equal(true);
-        const uidls = drop.messages.map((m) => m.uidl);
+        const uidls = entries(drop.messages).map((m) => m.uidl);
         // A second session of the same user is refused at once, whatever the lock set.
         const second = await store.open(sb.user).catch((e: unknown) => e);
         expect((second as PopspoolError).code).to.equal('IN_USE');
@@ -60,8 +61,8 @@ describe('spool conformance: every drop × every lock strategy', function () {
         const outcome = await drop.update({ deleted, seen: new Set() });
         expect(outcome.deleted).to.equal(4);
         const next = await store.open(sb.user);
-        expect(next.messages.map((m) => m.uidl)).to.deep.equal(uidls.filter((_, i) => !deleted.has(i)));
-        expect(next.messages.map((m) => m.size)).to.deep.equal(expected.filter((_, i) => !deleted.has(i)).map((m) => m.length));
+        expect(entries(next.messages).map((m) => m.uidl)).to.deep.equal(uidls.filter((_, i) => !deleted.has(i)));
+        expect(entries(next.messages).map((m) => m.size)).to.deep.equal(expected.filter((_, i) => !deleted.has(i)).map((m) => m.length));
         await next.close();
         expect(await sb.pendingFiles()).to.deep.equal([]);
       });

@@ -13,6 +13,7 @@ import type { Drop } from '../src/spool/drop.js';
 import {
   killAll, message, quietLogs, runWorker, Sandbox, startWorker, waitFor, type WorkerResult,
 } from './helpers/spool-support.js';
+import { entries } from '../src/spool/message-list.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'spool-fixtures');
 
@@ -38,7 +39,7 @@ function backdate(file: string): fs.Stats {
 }
 
 /** A drop's message list as plain data (sizes and UIDLs; a server drop computes its UIDLs on demand). */
-const listed = (d: Drop): Array<{ size: number; uidl: string }> => d.messages.map((m) => ({ size: m.size, uidl: m.uidl }));
+const listed = (d: Drop): Array<{ size: number; uidl: string }> => entries(d.messages).map((m) => ({ size: m.size, uidl: m.uidl }));
 
 const MSGS = ['a', 'b', 'c', 'd', 'e'].map((id, i) => message(id, { bodyLines: 2 + i * 3, status: i === 3 ? 'O' : undefined }));
 const SPOOL = MSGS.join('');
@@ -101,7 +102,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect([st1.ino, st1.mode, st1.uid, st1.gid]).to.deep.equal([st0.ino, st0.mode, st0.uid, st0.gid]);
         // Recorded flags survive a new session, and the UIDLs did not change with them.
         const again = await sb.store({ holdLock, statusUpdate: true }).open(sb.user);
-        expect(again.messages.map((m) => m.uidl)).to.deep.equal(drop.messages.map((m) => m.uidl));
+        expect(entries(again.messages).map((m) => m.uidl)).to.deep.equal(entries(drop.messages).map((m) => m.uidl));
         expect(await (await again.update({ deleted: new Set(), seen: new Set([2, 3]) })).case).to.equal('untouched');
         expect(sb.read().toString()).to.equal(expected);
         expect(await sb.pendingFiles()).to.deep.equal([]);
@@ -139,7 +140,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         sb.write(SPOOL, 0o600);
         const st0 = backdate(sb.spool);
         const drop = await sb.store({ holdLock }).open(sb.user);
-        const uidls = drop.messages.map((m) => m.uidl);
+        const uidls = entries(drop.messages).map((m) => m.uidl);
         for (let i = 0; i < 5; i++) expect(await readMsg(drop, i)).to.equal(content(MSGS[i]!));
         fs.appendFileSync(sb.spool, APPENDED);
         const out = await drop.update({ deleted: new Set([0, 2]), seen: new Set([0, 1, 2, 3, 4]) });
@@ -150,7 +151,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect(st1.mtimeMs).to.be.greaterThan(st0.mtimeMs);
         expect(await sb.pendingFiles()).to.deep.equal([]);
         const next = await sb.store({ holdLock }).open(sb.user);
-        expect(next.messages.map((m) => m.uidl).slice(0, 3)).to.deep.equal([uidls[1], uidls[3], uidls[4]]);
+        expect(entries(next.messages).map((m) => m.uidl).slice(0, 3)).to.deep.equal([uidls[1], uidls[3], uidls[4]]);
         expect(next.messages).to.have.length(4);
         expect(await readMsg(next, 3)).to.equal(content(APPENDED));
         await next.close();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { MemoryDropOpener } from '../../test/helpers/memory-drop.js';
 import { PopspoolError } from '../errors.js';
 import { FilteredOpener, type FilterOptions } from './filtered-drop.js';
+import { entries } from '../spool/message-list.js';
 
 const MESSAGES = ['Subject: one\n\nbody 1\n', 'Subject: two\r\n\r\n.dot line\r\n', 'Subject: three\n\nno final newline'];
 
@@ -38,14 +39,14 @@ describe('FilteredDrop', () => {
     const opener = new FilteredOpener(new MemoryDropOpener({ u: MESSAGES }), opts);
     const d1 = await opener.open('u');
     expect(runs()).to.equal(3);
-    const sizes = d1.messages.map((m) => m.size);
+    const sizes = entries(d1.messages).map((m) => m.size);
     expect(sizes[0]).to.equal('Subject: [a] one\r\n\r\nbody 1\r\n'.length);
     expect(sizes[2]).to.equal('Subject: [a] three\r\n\r\nno final newline\r\n'.length);
     await d1.close();
 
     const d2 = await opener.open('u');
     expect(runs()).to.equal(3); // all from the cache
-    expect(d2.messages.map((m) => m.size)).to.deep.equal(sizes);
+    expect(entries(d2.messages).map((m) => m.size)).to.deep.equal(sizes);
     const body = await readAll(await d2.read(1));
     expect(runs()).to.equal(4); // RETR runs it
     expect(body.toString()).to.equal('Subject: [a] two\r\n\r\n.dot line\r\n');
@@ -54,7 +55,7 @@ describe('FilteredDrop', () => {
     writeScript('[longer]'); // new size and mtime: a new identity
     const d3 = await opener.open('u');
     expect(runs()).to.equal(7);
-    expect(d3.messages[0]!.size).to.equal(sizes[0]! + '[longer]'.length - '[a]'.length);
+    expect(d3.messages.size(0)).to.equal(sizes[0]! + '[longer]'.length - '[a]'.length);
     await d3.close();
   });
 
@@ -66,7 +67,7 @@ describe('FilteredDrop', () => {
     for (const k of Object.keys(doc.sizes)) doc.sizes[k] = 7;
     fs.writeFileSync(file, JSON.stringify(doc));
     const lying = await opener.open('u');
-    expect(lying.messages[0]!.size).to.equal(7);
+    expect(lying.messages.size(0)).to.equal(7);
     let caught: unknown;
     try {
       await lying.read(0);
@@ -77,12 +78,12 @@ describe('FilteredDrop', () => {
     expect((caught as PopspoolError).code).to.equal('SYS_TEMP');
     await lying.close();
     const fixed = await opener.open('u'); // the entry was forgotten: measured again
-    expect(fixed.messages[0]!.size).to.equal('Subject: [a] one\r\n\r\nbody 1\r\n'.length);
+    expect(fixed.messages.size(0)).to.equal('Subject: [a] one\r\n\r\nbody 1\r\n'.length);
     await fixed.close();
 
     fs.writeFileSync(file, '{ not json');
     const d = await opener.open('u');
-    expect(d.messages.map((m) => m.size)).to.have.length(3);
+    expect(entries(d.messages).map((m) => m.size)).to.have.length(3);
     await d.close();
   });
 

@@ -2,7 +2,7 @@
  * The message filter as a Drop wrapper: RETR and TOP read the message through retr-filter,
  * LIST and STAT report the filtered sizes. The POP3 layer does not know a filter exists.
  *
- * Sizes. RFC 1939 wants LIST/STAT to be exact, and Drop.messages is a plain array read
+ * Sizes. RFC 1939 wants LIST/STAT to be exact, and Drop.messages is a list read
  * synchronously, so every filtered size must be known when the drop opens. Opening therefore
  * runs the filter over each message whose size is not in the on-disk cache (FilterSizeCache,
  * keyed by UIDL, stored size and filter identity), FILTER_PARALLEL at a time. The first login
@@ -21,7 +21,8 @@
  */
 import { Readable } from 'node:stream';
 import path from 'node:path';
-import type { Drop, DropMessage, DropOpener, UpdateOutcome, UpdateRequest } from '../spool/drop.js';
+import type { Drop, DropMessage, DropOpener, MessageList, UpdateOutcome, UpdateRequest } from '../spool/drop.js';
+import { entries, listOf } from '../spool/message-list.js';
 import { wireSize } from '../mbox/wire.js';
 import { log } from '../obs/log.js';
 import { PopspoolError } from '../errors.js';
@@ -41,7 +42,7 @@ export class FilteredDrop implements Drop {
     private readonly inner: Drop,
     private readonly user: string,
     private readonly spec: FilterSpec,
-    readonly messages: readonly DropMessage[],
+    readonly messages: MessageList,
     private readonly keys: readonly string[],
     private readonly cache: FilterSizeCache,
   ) {}
@@ -54,7 +55,8 @@ export class FilteredDrop implements Drop {
   static async wrap(inner: Drop, user: string, opts: FilterOptions): Promise<FilteredDrop> {
     const started = Date.now();
     const cache = FilterSizeCache.load(opts.cacheDir, user, filterIdentity(opts.argv));
-    const keys = inner.messages.map((m) => sizeKey(m.uidl, m.size));
+    const listed = entries(inner.messages);
+    const keys = listed.map((m) => sizeKey(m.uidl, m.size));
     const sizes: (number | undefined)[] = keys.map((k) => cache.get(k));
     const missing = sizes.flatMap((s, i) => (s === undefined ? [i] : []));
     let next = 0;
@@ -63,7 +65,7 @@ export class FilteredDrop implements Drop {
       while (failed === undefined && next < missing.length) {
         const i = missing[next++]!;
         try {
-          const out = await runFilter(opts, await inner.read(i), envFor(user, inner.messages[i]!, i));
+          const out = await runFilter(opts, await inner.read(i), envFor(user, listed[i]!, i));
           sizes[i] = wireSize(out);
           cache.set(keys[i]!, sizes[i]!);
         } catch (err) {
@@ -78,12 +80,12 @@ export class FilteredDrop implements Drop {
     if (saveError) log.warn('filter size cache not written', { user, error: saveError.message });
     if (failed !== undefined) throw failed instanceof PopspoolError ? failed : new FilterError('exit', 'message filter failed', String(failed));
     if (missing.length > 0) log.debug('filter sizes computed', { user, computed: missing.length, cached: keys.length - missing.length, ms: Date.now() - started });
-    const messages = inner.messages.map((m, i) => ({ uidl: m.uidl, size: sizes[i]! }));
+    const messages = listOf(listed.map((m, i) => ({ uidl: m.uidl, size: sizes[i]! })));
     return new FilteredDrop(inner, user, opts, messages, keys, cache);
   }
 
   async read(index: number): Promise<Readable> {
-    const msg = this.inner.messages[index]!;
+    const msg = { size: this.inner.messages.size(index), uidl: this.inner.messages.uidl(index) };
     let out: Buffer;
     try {
       out = await runFilter(this.spec, await this.inner.read(index), envFor(this.user, msg, index));
@@ -92,10 +94,10 @@ export class FilteredDrop implements Drop {
       throw err;
     }
     const size = wireSize(out);
-    if (size !== this.messages[index]!.size) {
+    if (size !== this.messages.size(index)) {
       this.cache.forget(this.keys[index]!);
       this.cache.save(new Set(this.keys));
-      log.warn('message filter output changed size', { user: this.user, msg: index + 1, listed: this.messages[index]!.size, now: size });
+      log.warn('message filter output changed size', { user: this.user, msg: index + 1, listed: this.messages.size(index), now: size });
       throw new FilterError('exit', 'message filter output differs from the size listed; try again in a new session');
     }
     return Readable.from([out]);

@@ -25,12 +25,11 @@ function list(ctx: CommandContext, args: readonly string[]): Outcome {
   if (args.length === 1) {
     const i = md.lookup(args[0]!);
     if (typeof i !== 'number') return i;
-    return ok(`${i + 1} ${md.drop.messages[i]!.size}`);
+    return ok(`${i + 1} ${md.drop.messages.size(i)}`);
   }
   const lines: string[] = [];
-  md.drop.messages.forEach((m, i) => {
-    if (!md.deleted.has(i)) lines.push(`${i + 1} ${m.size}`);
-  });
+  const messages = md.drop.messages;
+  for (let i = 0; i < messages.length; i++) if (!md.deleted.has(i)) lines.push(`${i + 1} ${messages.size(i)}`);
   return multiline(summary(ctx), lines);
 }
 
@@ -50,7 +49,7 @@ function retr(ctx: CommandContext, args: readonly string[]): Outcome {
   if (typeof i !== 'number') return i;
   return {
     kind: 'stream',
-    text: `${md.drop.messages[i]!.size} octets`,
+    text: `${md.drop.messages.size(i)} octets`,
     body: {
       open: () => openMessage(md.drop, i),
       onSent: (octets) => {
@@ -112,12 +111,11 @@ function uidl(ctx: CommandContext, args: readonly string[]): Outcome {
   if (args.length === 1) {
     const i = md.lookup(args[0]!);
     if (typeof i !== 'number') return i;
-    return ok(`${i + 1} ${md.drop.messages[i]!.uidl}`);
+    return ok(`${i + 1} ${md.drop.messages.uidl(i)}`);
   }
   const lines: string[] = [];
-  md.drop.messages.forEach((m, i) => {
-    if (!md.deleted.has(i)) lines.push(`${i + 1} ${m.uidl}`);
-  });
+  const messages = md.drop.messages;
+  for (let i = 0; i < messages.length; i++) if (!md.deleted.has(i)) lines.push(`${i + 1} ${messages.uidl(i)}`);
   return multiline('unique-id listing follows', lines);
 }
 

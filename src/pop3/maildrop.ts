@@ -3,7 +3,7 @@
  * deleted and seen marks, and the per-session counters for the summary log line.
  * It knows nothing of sockets; the Drop knows nothing of numbering.
  */
-import type { Drop, DropMessage, UpdateOutcome } from '../spool/drop.js';
+import type { Drop, UpdateOutcome } from '../spool/drop.js';
 import { err, type Outcome } from './responses.js';
 
 /** Longest message-number argument we parse: more digits than any maildrop can have messages. */
@@ -37,19 +37,6 @@ export interface SessionCounters {
   dele: number;
 }
 
-/** A message list's total size, summed once per list (warm sessions share their drop's list). */
-const totals = new WeakMap<readonly DropMessage[], number>();
-
-function totalOctets(messages: readonly DropMessage[]): number {
-  let n = totals.get(messages);
-  if (n === undefined) {
-    n = 0;
-    for (const m of messages) n += m.size;
-    totals.set(messages, n);
-  }
-  return n;
-}
-
 export class Maildrop {
   readonly deleted = new Set<number>();
   readonly seen = new Set<number>();
@@ -68,8 +55,8 @@ export class Maildrop {
 
   /** Octets of the messages not marked deleted. */
   get octets(): number {
-    let n = totalOctets(this.drop.messages);
-    for (const i of this.deleted) n -= this.drop.messages[i]!.size;
+    let n = this.drop.messages.octets;
+    for (const i of this.deleted) n -= this.drop.messages.size(i);
     return n;
   }
 

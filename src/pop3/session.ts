@@ -508,7 +508,7 @@ export class Pop3Session implements CommandContext {
     const c = md?.counters;
     const u = this.updateOutcome;
     let deleBytes = 0;
-    if (md) for (const i of md.deleted) deleBytes += md.drop.messages[i]?.size ?? 0;
+    if (md) for (const i of md.deleted) deleBytes += md.drop.messages.size(i);
     const durationMs = Date.now() - this.started;
     log.info('session end', {
       user: this.user || undefined,

@@ -12,11 +12,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { PopspoolError } from '../errors.js';
-import { createMessageSum, finalizeUidls, scanFd } from '../mbox/index.js';
+import { createMessageSum, scanFd } from '../mbox/index.js';
 import type { ScanResult } from '../mbox/types.js';
 import type { HeldLock } from '../lock/types.js';
 import { log } from '../obs/log.js';
-import { type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { type Drop, type MessageList, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { scanList } from './message-list.js';
 import { copyRange, crcRange, faultPoint, fclose, fopen, fstat, fsync, fsyncDir, ftruncate, pwriteAll, rangeStream, SmallReads, WindowReader } from './io.js';
 import { commitImage, journalPathFor } from './journal.js';
 import { ImageBuilder } from './image.js';
@@ -125,7 +126,7 @@ export async function recoverTempDrop(ctx: SpoolContext, user: string, spoolFd: 
 }
 
 export class CopyDrop implements Drop {
-  readonly messages: readonly DropMessage[];
+  readonly messages: MessageList;
   readonly info: Drop['info'];
   private closed = false;
   private readonly reads: SmallReads;
@@ -141,8 +142,7 @@ export class CopyDrop implements Drop {
     lockWaitMs: number,
     private readonly releaseSession: () => Promise<void>,
   ) {
-    const uidls = finalizeUidls(scan.messages.map((m) => m.uidlBase));
-    this.messages = scan.messages.map((m, i) => ({ size: m.size, uidl: uidls[i]! }));
+    this.messages = scanList(scan.messages);
     this.info = { mode: 'copy', lockWaitMs, cache: 'none' };
     // Our own temp drop (nobody else writes it): a short read is all there is to check.
     this.reads = new SmallReads(dropFd, scan.messages, (m) => m.start, (m, buf) => {

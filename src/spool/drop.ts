@@ -4,7 +4,6 @@
  */
 import type { Readable } from 'node:stream';
 
-/** One message as the session sees it (numbered from 1 by the protocol layer). */
 /**
  * Chunk recycling, offered by a stream read() returns: `stream[RECYCLE_CHUNK]?.(chunk)` hands
  * back a chunk its consumer has completely finished with (nothing will read it again), to be
@@ -14,11 +13,24 @@ import type { Readable } from 'node:stream';
 export const RECYCLE_CHUNK = Symbol('popspool.recycleChunk');
 export type RecyclingReadable = Readable & { readonly [RECYCLE_CHUNK]?: (chunk: Buffer) => void };
 
+/** One message as the session sees it (numbered from 1 by the protocol layer). */
 export interface DropMessage {
   /** Exact RFC 1939 octet size (what LIST/STAT report). */
   readonly size: number;
   /** Unique-id listing value (RFC 1939 §7: 1–70 chars 0x21–0x7E). */
   readonly uidl: string;
+}
+
+/**
+ * A drop's messages, read by 0-based index (message-list.ts makes them): the DropMessage of
+ * each without an object per message. An index out of range throws a RangeError.
+ */
+export interface MessageList {
+  readonly length: number;
+  size(index: number): number;
+  uidl(index: number): string;
+  /** Sum of every message's size. */
+  readonly octets: number;
 }
 
 /** Which branch of the update phase ran (DESIGN.md §1). */
@@ -61,7 +73,7 @@ export interface UpdateRequest {
 export const ONE_READ_MAX = 256 * 1024;
 
 export interface Drop {
-  readonly messages: readonly DropMessage[];
+  readonly messages: MessageList;
   /** How the drop was opened, for the session summary. */
   readonly info: {
     readonly mode: 'server' | 'copy'; readonly lockWaitMs: number; readonly cache: 'hit' | 'tail' | 'miss' | 'none';

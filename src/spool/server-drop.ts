@@ -5,12 +5,13 @@
  */
 import { Readable } from 'node:stream';
 import { PopspoolError } from '../errors.js';
-import { finalizeUidls, msum, scanFd } from '../mbox/index.js';
+import { msum, scanFd } from '../mbox/index.js';
 import type { ScannedMessage, ScanResult } from '../mbox/types.js';
 import { log } from '../obs/log.js';
 import type { HeldLock } from '../lock/types.js';
 import { stampOf } from './cache.js';
-import { type Drop, type DropMessage, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { type Drop, type MessageList, type UpdateOutcome, type UpdateRequest } from './drop.js';
+import { scanList } from './message-list.js';
 import { fclose, fstat, preadExact, rangeStream, SmallReads } from './io.js';
 import { fingerprintOf, needsStatusEdit, runServerUpdate, sameStamp, stampFromStats, type ScanState } from './update.js';
 import type { SpoolContext } from './store.js';
@@ -47,57 +48,8 @@ export async function scanLocked(ctx: SpoolContext, user: string, fd: number, ca
   return { state: { scan, stamp, fingerprint: await fingerprintOf(fd, size) }, cache: found.kind };
 }
 
-/**
- * A drop's message list (sizes and final UIDLs) is a pure function of its scan, and the scans a
- * warm cache hands out share their message objects: keep the list per scan (identified by its
- * first and last message objects and its length, which a different scan — a tail rescan, a
- * rewrite — never shares all three of). A warm session on 50,000 messages then allocates no
- * per-message objects (they were ~45 % of its CPU, in the garbage collector).
- */
-const dropMemo = new WeakMap<ScannedMessage, { first: ScannedMessage; count: number; list: readonly DropMessage[] }>();
-
-/**
- * The final UIDLs of one scan's messages, made unique (finalizeUidls) when first asked for: a
- * check-mail session (STAT, LIST) never asks. For 50,000 fresh UIDL strings that is ~10–20 ms
- * (hashing each into a Set) that a cold login no longer spends before its reply.
- */
-class UidlTable {
-  #uidls: readonly string[] | null = null;
-  constructor(private readonly messages: readonly ScannedMessage[]) {}
-  at(i: number): string {
-    return (this.#uidls ??= finalizeUidls(this.messages.map((m) => m.uidlBase)))[i]!;
-  }
-}
-
-/** A message as the session lists it: its size, and its UIDL from the table on demand. */
-class ListedMessage implements DropMessage {
-  readonly #table: UidlTable;
-  readonly #index: number;
-  constructor(readonly size: number, table: UidlTable, index: number) {
-    this.#table = table;
-    this.#index = index;
-  }
-  get uidl(): string {
-    return this.#table.at(this.#index);
-  }
-}
-
-function dropMessagesOf(messages: readonly ScannedMessage[]): readonly DropMessage[] {
-  const first = messages[0];
-  const last = messages[messages.length - 1];
-  if (!first || !last) return [];
-  const hit = dropMemo.get(last);
-  if (hit && hit.first === first && hit.count === messages.length) return hit.list;
-  const table = new UidlTable(messages);
-  const list: DropMessage[] = new Array(messages.length);
-  for (let i = 0; i < messages.length; i++) list[i] = new ListedMessage(messages[i]!.size, table, i);
-  Object.freeze(list);
-  dropMemo.set(last, { first, count: messages.length, list });
-  return list;
-}
-
 export class ServerDrop implements Drop {
-  readonly messages: readonly DropMessage[];
+  readonly messages: MessageList;
   readonly info: Drop['info'];
   private lock: HeldLock | null;
   private closed = false;
@@ -115,7 +67,7 @@ export class ServerDrop implements Drop {
     private readonly releaseSession: () => Promise<void>,
     cache: 'hit' | 'tail' | 'miss',
   ) {
-    this.messages = dropMessagesOf(state.scan.messages);
+    this.messages = scanList(state.scan.messages);
     this.reads = new SmallReads(fd, state.scan.messages, (m) => m.fromOffset, (m, buf) => this.checked(m, buf));
     this.info = { mode: 'server', lockWaitMs: lock.waitedMs, cache, bytesScanned: state.scan.bytesRead };
     this.lock = ctx.holdLock ? lock : null;

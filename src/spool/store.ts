@@ -16,6 +16,7 @@ import { gate } from './background.js';
 import { ScanCache } from './cache.js';
 import { CopyDrop, recoverTempDrop, tempDropPath } from './copy-drop.js';
 import type { Drop, DropOpener } from './drop.js';
+import { EMPTY } from './message-list.js';
 import { fclose, fopen } from './io.js';
 import { journalPathFor, recoverJournal, removeOrphanImages } from './journal.js';
 import { ServerDrop, scanLocked } from './server-drop.js';
@@ -92,7 +93,7 @@ export class SpoolContext {
 
 /** An empty maildrop: the spool file does not exist. */
 class EmptyDrop implements Drop {
-  readonly messages = [];
+  readonly messages = EMPTY;
   readonly info: Drop['info'];
   private done = false;
   constructor(mode: 'server' | 'copy', private readonly releaseSession: () => Promise<void>) {

@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { LockBusyError, PopspoolError } from '../../src/errors.js';
-import type { Drop, DropMessage, DropOpener, UpdateOutcome, UpdateRequest } from '../../src/spool/drop.js';
+import type { Drop, DropOpener, MessageList, UpdateOutcome, UpdateRequest } from '../../src/spool/drop.js';
+import { listOf } from '../../src/spool/message-list.js';
 
 /** RFC 1939 size of raw message bytes: each line (without LF/CRLF) + 2; +2 for an unterminated last line. */
 export function wireSize(raw: Buffer): number {
@@ -38,7 +39,7 @@ export interface MemoryDropOptions {
 }
 
 export class MemoryDrop implements Drop {
-  readonly messages: DropMessage[];
+  readonly messages: MessageList;
   readonly info = { mode: 'server' as const, lockWaitMs: 0, cache: 'none' as const };
   readonly updates: UpdateRequest[] = [];
   closes = 0;
@@ -50,11 +51,11 @@ export class MemoryDrop implements Drop {
     private readonly content: readonly MemoryMessage[],
     private readonly opts: MemoryDropOptions = {},
   ) {
-    this.messages = content.map((m, i) => {
+    this.messages = listOf(content.map((m, i) => {
       if (typeof m === 'object' && !Buffer.isBuffer(m)) return { size: m.size, uidl: m.uidl ?? `gen-${i}` };
       const raw = Buffer.from(m);
       return { size: wireSize(raw), uidl: createHash('sha256').update(raw).update(String(i)).digest('hex').slice(0, 32) };
-    });
+    }));
   }
 
   async read(index: number): Promise<Readable> {

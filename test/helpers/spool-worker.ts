@@ -16,6 +16,7 @@ import { PopspoolError } from '../../src/errors.js';
 import { DEFAULT_LOCK_OPTIONS, type LockMethod } from '../../src/lock/index.js';
 import type { Drop } from '../../src/spool/drop.js';
 import { SpoolStore } from '../../src/spool/store.js';
+import { entries } from '../../src/spool/message-list.js';
 
 export interface WorkerArgs {
   /** Spool path template with %u. */
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     return;
   }
   const drop = await store.open(a.user).catch((err: unknown) => fail('open', err));
-  emit({ event: 'opened', messages: drop.messages.map((m) => ({ size: m.size, uidl: m.uidl })), info: drop.info });
+  emit({ event: 'opened', messages: entries(drop.messages).map((m) => ({ size: m.size, uidl: m.uidl })), info: drop.info });
   for (const i of a.read ?? []) {
     const body = await readAll(drop, i).catch((err: unknown) => fail('read', err));
     emit({
