@@ -91,9 +91,10 @@ async function scanRange(fd: number, start: number, end: number, opts: ScanOptio
  * scanRange with blocking reads, for a thread that has nothing else to do meanwhile (the scan
  * worker): no thread-pool hop per read, and the bytes are scanned where they were copied.
  * Never on the main thread, whose event loop a slow disk would stall. (The worker's other jobs,
- * another session's sums, wait for the scan as they waited for its CPU before.)
+ * another session's sums, wait for the scan as they waited for its CPU before.) `framed`, if
+ * given, sees the messages framed so far after each read (the array finish() will return).
  */
-function scanRangeSync(fd: number, start: number, end: number, opts: ScanOptions): ScanResult {
+export function scanRangeSync(fd: number, start: number, end: number, opts: ScanOptions, framed?: (messages: readonly ScannedMessage[]) => void): ScanResult {
   const scanner = new MboxScanner({ ...opts, baseOffset: start });
   const size = Math.min(SYNC_CHUNK, end - start);
   const buf = (size >= 4096 ? scanner.ioBuffersFromKernel(1, size)?.[0] : undefined) ?? Buffer.allocUnsafe(size);
@@ -103,6 +104,7 @@ function scanRangeSync(fd: number, start: number, end: number, opts: ScanOptions
     if (got === 0) throw new PopspoolError('SYS_TEMP', `spool shrank during scan: expected ${end} bytes, got ${pos}`);
     pos += got;
     scanner.push(buf.subarray(0, got));
+    framed?.(scanner.framed());
   }
   const r = scanner.finish();
   return { messages: r.messages, scanEnd: end, bytesRead: r.bytesRead };

@@ -197,6 +197,30 @@ describe('split scans', () => {
       }
     });
 
+    it('a worker part of thousands of messages comes in several parts; dying after some of them, it is scanned here', async () => {
+      // 6,000 small messages: the far half holds ~3,000, more than one part (PART_MESSAGES).
+      const parts: string[] = [];
+      for (let i = 0; i < 6000; i++) parts.push(msg(i, 1 + (i % 3), i % 5 === 0));
+      const buf = Buffer.from(parts.join(''), 'latin1');
+      const file = path.join(dir, 'many');
+      fs.writeFileSync(file, buf);
+      const fd = fs.openSync(file, 'r');
+      try {
+        const seq = scan(buf, 0, buf.length, false);
+        const r = await scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
+        expect(r.messages.length).to.equal(6000);
+        expect(r.messages).to.deep.equal(seq);
+        expect(r.bytesRead).to.equal(buf.length);
+        for (const delayMs of [1, 2, 4]) {
+          const scanning = scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
+          setTimeout(() => void stopScanWorker(), delayMs);
+          expect((await scanning).messages, `worker stopped after ${delayMs} ms`).to.deep.equal(seq);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+
     it('the worker dying mid-scan: its part is scanned here, same result, no unhandled rejection', async () => {
       const parts: string[] = [];
       for (let i = 0; i < 400; i++) parts.push(msg(i, 200 + (i % 50), i % 7 === 0));
