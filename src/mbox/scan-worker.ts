@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { createMessageSum, type MessageSum } from './msum.js';
 import { SCAN_CHUNK } from './scanner.js';
-import type { ScannedMessage, ScanOptions } from './types.js';
+import { Scanned, type ScannedMessage, type ScanOptions } from './types.js';
 
 /** Worker read size: as the scanner's. */
 const READ_CHUNK = SCAN_CHUNK;
@@ -65,24 +65,12 @@ function pack(ms: readonly ScannedMessage[], from: number, bytesRead: number): P
   return { nums, uidls, statuses, bytesRead };
 }
 
-/** Unpack onto `out` (objects built field by field in the scanner's order). */
+/** Unpack onto `out`. */
 function unpack(p: PackedScan, out: ScannedMessage[]): void {
   const { nums, uidls, statuses } = p;
   for (let k = 0; k < uidls.length; k++) {
     const o = NUMS * k;
-    out.push({
-      fromOffset: nums[o]!,
-      start: nums[o + 1]!,
-      bodyStart: nums[o + 2]!,
-      end: nums[o + 3]!,
-      size: nums[o + 4]!,
-      bodyLines: nums[o + 5]!,
-      uidlBase: uidls[k]!,
-      status: statuses[k]!,
-      statusOffset: nums[o + 6]!,
-      statusLength: nums[o + 7]!,
-      sum: nums[o + 8]!,
-    });
+    out.push(new Scanned(nums[o]!, nums[o + 1]!, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, uidls[k]!, statuses[k]!, nums[o + 6]!, nums[o + 7]!, nums[o + 8]!));
   }
 }
 

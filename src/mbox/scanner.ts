@@ -35,7 +35,7 @@ import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
 import { acquireKernel, type BodyKernel, releaseKernel, WASM_PAGE } from './line-kernel.js';
 import { MessageSum, STRIPE, SUM_STATE_BYTES } from './msum.js';
-import type { ScannedMessage, ScanOptions, ScanResult } from './types.js';
+import { Scanned, type ScannedMessage, type ScanOptions, type ScanResult } from './types.js';
 import { type Building, endHeaders, headerLine } from './header-fields.js';
 import { H_STATUS, uidlFromValues } from './uidl.js';
 
@@ -529,19 +529,11 @@ export class MboxScanner {
     const bodyStart = hasBody ? m.bodyStart : end;
     const bodyLines = hasBody ? endLf - m.bodyLf + (lastOpen && end > bodyStart ? 1 : 0) : 0;
     this.sumTo(end);
-    this.messages.push({
-      fromOffset: m.fromOffset,
-      start: m.start,
-      bodyStart,
-      end,
-      size,
-      bodyLines,
-      uidlBase: uidlFromValues(m.fromLine, m.values),
-      status: (m.values[H_STATUS] ?? '').trim(),
-      statusOffset: m.statusOffset,
-      statusLength: m.statusOffset >= 0 ? m.statusLength : -1,
-      sum: this.withSum ? this.sum().digest() : 0,
-    });
+    const uidlBase = uidlFromValues(m.fromLine, m.values);
+    const status = (m.values[H_STATUS] ?? '').trim();
+    const statusLength = m.statusOffset >= 0 ? m.statusLength : -1;
+    const sum = this.withSum ? this.sum().digest() : 0;
+    this.messages.push(new Scanned(m.fromOffset, m.start, bodyStart, end, size, bodyLines, uidlBase, status, m.statusOffset, statusLength, sum));
     this.msg = null;
   }
 

@@ -73,7 +73,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import lockfile from 'proper-lockfile';
-import type { ScannedMessage, ScanResult } from '../mbox/types.js';
+import { Scanned, type ScannedMessage, type ScanResult } from '../mbox/types.js';
 import { log as rootLog } from '../obs/log.js';
 import { afterReply, gate } from './background.js';
 
@@ -691,19 +691,11 @@ function decodeRecords(c: Columns, n: number, scanEnd: number, uidls: string, st
         throw invalidRecord(i, 'Status header out of range');
       }
     }
-    if (build) messages.push({
-      fromOffset,
-      start,
-      bodyStart,
-      end,
-      size,
-      bodyLines,
-      uidlBase: uidls.slice(u, u + uidlLen),
-      status: statusLen === 0 ? '' : statuses.slice(s, s + statusLen),
-      statusOffset,
-      statusLength,
-      sum,
-    });
+    if (build) {
+      const uidlBase = uidls.slice(u, u + uidlLen);
+      const status = statusLen === 0 ? '' : statuses.slice(s, s + statusLen);
+      messages.push(new Scanned(fromOffset, start, bodyStart, end, size, bodyLines, uidlBase, status, statusOffset, statusLength, sum));
+    }
     u += uidlLen;
     s += statusLen;
     prevEnd = end;

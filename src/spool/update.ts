@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import { PopspoolError } from '../errors.js';
 import { createMessageSum, type MessageSum, scanFd } from '../mbox/index.js';
-import type { ScanOptions, ScannedMessage, ScanResult } from '../mbox/types.js';
+import { shifted, type ScanOptions, type ScannedMessage, type ScanResult } from '../mbox/types.js';
 import { cacheFingerprint, type SpoolStamp } from './cache.js';
 import type { UpdateCase } from './drop.js';
 import { commitImage, journalPathFor } from './journal.js';
@@ -220,7 +220,7 @@ async function rescanAfter(
       kept.push(...one.messages);
     } else {
       const d = at - m.fromOffset;
-      kept.push({ ...m, fromOffset: at, start: m.start + d, bodyStart: m.bodyStart + d, end: m.end + d, statusOffset: m.statusOffset < 0 ? -1 : m.statusOffset + d });
+      kept.push(shifted(m, d));
     }
   }
   const st = await fstat(fd);
