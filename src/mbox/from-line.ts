@@ -62,3 +62,11 @@ export function isFromLine(line: Buffer | string, strict: boolean): boolean {
   const second = m[4] === undefined ? 0 : Number(m[4]);
   return day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60;
 }
+
+/** isFromLine of buf[at, at + n), without a view of it (the scanner asks once a message). */
+export function isFromLineAt(buf: Buffer, at: number, n: number, strict: boolean): boolean {
+  if (n < 5 || buf[at] !== 0x46 || buf[at + 1] !== 0x72 || buf[at + 2] !== 0x6f || buf[at + 3] !== 0x6d || buf[at + 4] !== 0x20) {
+    return false;
+  }
+  return !strict || isFromLine(buf.toString('latin1', at, at + n), true);
+}

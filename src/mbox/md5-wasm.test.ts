@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { hash } from 'node:crypto';
-import { MD5_K, MD5_WASM_MAX, md5HexLatin1, md5WasmAvailable } from './md5-wasm.js';
+import { MD5_K, MD5_WASM_MAX, md5HexLatin1, md5Parts, md5WasmAvailable } from './md5-wasm.js';
 
 const oracle = (s: string): string => hash('md5', Buffer.from(s, 'latin1'), 'hex');
 const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1');
@@ -48,5 +48,22 @@ describe('md5 in wasm (UIDLs)', () => {
       expect(md5HexLatin1(s), `length ${n}`).to.equal(oracle(s));
     }
     expect(md5HexLatin1('abc')).to.equal('900150983cd24fb0d6963f7d28e17f72');
+  });
+
+  it('in parts equals node:crypto of the parts joined: short and long parts, chars above 0xff, past its memory', () => {
+    const part = fc.oneof(
+      fc.string({ maxLength: 20 }), // short parts are stored a character at a time
+      fc.uint8Array({ maxLength: 600 }).map(latin1),
+      fc.constantFrom('\u0141', '\n', 'received:', ''),
+      fc.nat({ max: MD5_WASM_MAX + 100 }).map((n) => 'y'.repeat(n)),
+    );
+    fc.assert(fc.property(fc.array(part, { maxLength: 8 }), (parts) => {
+      md5Parts.begin();
+      for (const p of parts) md5Parts.add(p);
+      expect(md5Parts.hex()).to.equal(oracle(parts.join('')));
+    }), { numRuns: 300 });
+    md5Parts.begin();
+    md5Parts.add('abc');
+    expect(md5Parts.hex(), 'after a spilled input').to.equal('900150983cd24fb0d6963f7d28e17f72');
   });
 });

@@ -164,3 +164,53 @@ export function md5HexLatin1(s: string): string {
   w.hex(w.mem.write(s, IN_AT, 'latin1'));
   return w.mem.toString('latin1', OUT_AT, OUT_AT + 32);
 }
+
+/**
+ * MD5 of a latin1 input given in parts, written one after another straight into the module's
+ * memory: begin(), add() each part, hex(). Same digest as md5HexLatin1 of the parts joined,
+ * without the joined string (a scan hashes one input a message, and joining its From_ line and
+ * header fields cost ~400 bytes of strings a message). Synchronous use only: one writer per
+ * thread, shared.
+ */
+class Md5Parts {
+  #len = 0;
+  /** The parts so far as a string, once they do not fit the module (or without wasm). */
+  #spill: string | null = null;
+
+  begin(): void {
+    this.#len = 0;
+    this.#spill = md5Wasm() === null ? '' : null;
+  }
+
+  add(s: string): void {
+    if (this.#spill !== null) {
+      this.#spill += s;
+      return;
+    }
+    const w = md5Wasm()!;
+    if (this.#len + s.length > MD5_WASM_MAX) {
+      this.#spill = w.mem.toString('latin1', IN_AT, IN_AT + this.#len) + s;
+      return;
+    }
+    const mem = w.mem;
+    let at = IN_AT + this.#len;
+    if (s.length <= SHORT_PART) {
+      for (let i = 0; i < s.length; i++) mem[at++] = s.charCodeAt(i); // a typed array keeps the low byte, as latin1 does
+      this.#len += s.length;
+    } else {
+      this.#len += mem.write(s, at, 'latin1');
+    }
+  }
+
+  hex(): string {
+    if (this.#spill !== null) return md5HexLatin1(this.#spill);
+    const w = md5Wasm()!;
+    w.hex(this.#len);
+    return w.mem.toString('latin1', OUT_AT, OUT_AT + 32);
+  }
+}
+
+/** Parts up to this long are stored a character at a time rather than through Buffer.write. */
+const SHORT_PART = 16;
+
+export const md5Parts = new Md5Parts();

@@ -92,7 +92,7 @@ export class MessageSum {
     this.total += to - from;
     if (this.tailLen > 0) {
       const take = Math.min(STRIPE - this.tailLen, to - from);
-      this.tail.set(buf.subarray(from, from + take), this.tailLen);
+      this.toTail(buf, from, from + take, this.tailLen);
       this.tailLen += take;
       from += take;
       if (this.tailLen < STRIPE) return;
@@ -105,8 +105,21 @@ export class MessageSum {
       from += whole;
     }
     if (from < to) {
-      this.tail.set(buf.subarray(from, to));
+      this.toTail(buf, from, to, 0);
       this.tailLen = to - from;
+    }
+  }
+
+  /** tail[at, at + to - from) = buf[from, to) (under a stripe), with no view object: a scan
+   *  updates a sum several times a message, and a subarray per update was ~100 bytes of
+   *  garbage a message. */
+  private toTail(buf: Uint8Array, from: number, to: number, at: number): void {
+    const kern = this.kern;
+    if (kern !== null && buf.buffer === kern.buffer) {
+      kern.bytes.copyWithin(this.at + STRIPE + at, buf.byteOffset + from, buf.byteOffset + to);
+    } else {
+      const tail = this.tail;
+      for (let i = from; i < to; i++) tail[at + i - from] = buf[i]!;
     }
   }
 

@@ -32,12 +32,12 @@
  * module's stripe function in its memory: in place for chunks scanFd read there.
  */
 import { MboxFormatError } from '../errors.js';
-import { FROM_LINE_MAX, isFromLine } from './from-line.js';
+import { FROM_LINE_MAX, isFromLineAt } from './from-line.js';
 import { acquireKernel, type BodyKernel, releaseKernel, WASM_PAGE } from './line-kernel.js';
 import { MessageSum, STRIPE, SUM_STATE_BYTES } from './msum.js';
 import { Scanned, type ScannedMessage, type ScanOptions, type ScanResult } from './types.js';
 import { type Building, endHeaders, headerLine } from './header-fields.js';
-import { H_STATUS, uidlFromValues } from './uidl.js';
+import { H_STATUS, KEPT_NAMES, uidlFromValues } from './uidl.js';
 
 /** Header bytes kept per message for UIDL/Status purposes; longer header blocks are cut
  *  (deterministically) so one hostile message cannot make a scan use unbounded memory. */
@@ -101,6 +101,12 @@ export class MboxScanner {
   private headParts: Buffer[] = [];
   private headLen = 0;
   private headNeed = FROM_LINE_MAX + 2;
+  /** The head takeHead() took: headBuf[headAt, headAt + headSize) (a range, not a view: a view
+   *  per From_ line was ~300 bytes of garbage a message). headBuf may be the chunk being
+   *  pushed; it is let go at the chunk's end. */
+  private headBuf: Buffer = EMPTY;
+  private headAt = 0;
+  private headSize = 0;
 
   // The pending empty line (-1: none).
   private pendOff = -1;
@@ -109,6 +115,12 @@ export class MboxScanner {
   private pendCrlf = 0;
 
   private msg: Building | null = null;
+  /** What msg points to while a message is open: one record, reset per message (openMessage). */
+  private readonly building: Building = {
+    fromOffset: 0, fromLine: '', start: -1, lfStart: 0, crlfStart: 0, bodyStart: -1, bodyLf: 0, inHeaders: true,
+    headerBudget: HEADER_KEEP_MAX, values: new Array<string | undefined>(KEPT_NAMES.length).fill(undefined), seen: 0,
+    statusOffset: -1, statusLength: 0, curId: -1, curValue: '', curOffset: 0, curLength: 0,
+  };
 
   // sum of msg over [msg.fromOffset, sumPos); bytes [holdStart, chunkBase) not yet summed are in hold.
   private summer: MessageSum | undefined;
@@ -162,7 +174,8 @@ export class MboxScanner {
         this.keepHead(chunk, base, i, n);
         // Past FROM_LINE_MAX + 1 bytes (the 1 being a CR) the text is surely too long: decide now.
         if (this.kind === Kind.Cand && this.headLen > FROM_LINE_MAX + 1) {
-          this.decideCandidate(this.takeHead(chunk, base, n), -1, false);
+          this.takeHead(chunk, base, n);
+          this.decideCandidate(-1, false);
         }
         break;
       }
@@ -176,8 +189,9 @@ export class MboxScanner {
         if (nl - ls === 1 && isCR) this.setPending(2, true);
         this.startLine(base + nl + 1);
       } else {
-        const head = this.kind === Kind.FromTail ? EMPTY : this.takeHead(chunk, base, nl);
-        this.endLine(head, base + nl, isCR, true);
+        if (this.kind === Kind.FromTail) this.noHead();
+        else this.takeHead(chunk, base, nl);
+        this.endLine(base + nl, isCR, true);
       }
       i = nl + 1;
     }
@@ -200,8 +214,9 @@ export class MboxScanner {
       const eof = this.pos;
       if (this.lineStart < eof) {
         // A last line without a newline.
-        const head = this.kind === Kind.FromTail || this.kind === Kind.Body ? EMPTY : this.takeHead(EMPTY, eof, 0);
-        this.endLine(head, eof, false, false);
+        if (this.kind === Kind.FromTail || this.kind === Kind.Body) this.noHead();
+        else this.takeHead(EMPTY, eof, 0);
+        this.endLine(eof, false, false);
       }
       if (this.msg !== null) {
         if (this.pendOff >= 0) this.closeMessage(this.pendOff, this.pendLf, this.pendCrlf, false);
@@ -355,13 +370,26 @@ export class MboxScanner {
     }
   }
 
-  /** The kept head of the current line, whose text ends at chunk index `textEnd`. */
-  private takeHead(chunk: Buffer, base: number, textEnd: number): Buffer {
+  /** The kept head of the current line, whose text ends at chunk index `textEnd`, into headBuf. */
+  private takeHead(chunk: Buffer, base: number, textEnd: number): void {
     const from = Math.max(this.lineStart - base, 0);
     const take = Math.max(0, Math.min(this.headNeed - this.headLen, textEnd - from));
-    const tail = chunk.subarray(from, from + take);
-    if (this.headParts.length === 0) return tail;
-    return Buffer.concat([...this.headParts, tail]);
+    if (this.headParts.length === 0) {
+      this.headBuf = chunk;
+      this.headAt = from;
+      this.headSize = take;
+      return;
+    }
+    this.headBuf = Buffer.concat([...this.headParts, chunk.subarray(from, from + take)]);
+    this.headAt = 0;
+    this.headSize = this.headBuf.length;
+  }
+
+  /** A line whose head is not needed (its kind keeps none). */
+  private noHead(): void {
+    this.headBuf = EMPTY;
+    this.headAt = 0;
+    this.headSize = 0;
   }
 
   private startLine(abs: number): void {
@@ -400,15 +428,15 @@ export class MboxScanner {
   }
 
   /**
-   * A line ends at absolute offset `absEnd` (its LF, or EOF when !hasLF). `head` holds its
-   * first bytes (as many as its kind needs), including a CR before the LF if kept.
+   * A line ends at absolute offset `absEnd` (its LF, or EOF when !hasLF). The head (headBuf)
+   * holds its first bytes (as many as its kind needs), including a CR before the LF if kept.
    */
-  private endLine(head: Buffer, absEnd: number, isCR: boolean, hasLF: boolean): void {
+  private endLine(absEnd: number, isCR: boolean, hasLF: boolean): void {
     const len = absEnd - this.lineStart;
     const empty = hasLF && (len === 0 || (len === 1 && isCR));
     switch (this.kind) {
       case Kind.Cand:
-        this.decideCandidate(head, len, hasLF);
+        this.decideCandidate(len, hasLF);
         break;
       case Kind.FromTail:
         this.fromLineEnded(absEnd, hasLF);
@@ -416,8 +444,9 @@ export class MboxScanner {
       case Kind.Header:
         if (empty) this.setPending(len + 1, isCR);
         else {
-          const textLen = !hasLF || len > head.length || !isCR ? head.length : head.length - 1;
-          headerLine(this.msg!, head, 0, textLen, this.lineStart, len + (hasLF ? 1 : 0));
+          const hs = this.headSize;
+          const textLen = !hasLF || len > hs || !isCR ? hs : hs - 1;
+          headerLine(this.msg!, this.headBuf, this.headAt, this.headAt + textLen, this.lineStart, len + (hasLF ? 1 : 0));
           if (!hasLF) this.lastLineOpen = true;
         }
         break;
@@ -435,19 +464,22 @@ export class MboxScanner {
    * Decide a candidate line: `len` is its full length when it ended (-1 when called early
    * because it is longer than FROM_LINE_MAX and continues past the chunk).
    */
-  private decideCandidate(head: Buffer, len: number, hasLF: boolean): void {
+  private decideCandidate(len: number, hasLF: boolean): void {
+    const hb = this.headBuf;
+    const ho = this.headAt;
+    const hs = this.headSize;
     // Judge the text without its CR: the same line must get the same verdict however split.
-    const textLen = len < 0 ? -1 : hasLF && len >= 1 && head.length >= len && head[len - 1] === CR ? len - 1 : len;
+    const textLen = len < 0 ? -1 : hasLF && len >= 1 && hs >= len && hb[ho + len - 1] === CR ? len - 1 : len;
     const truncated = textLen < 0 || textLen > FROM_LINE_MAX;
-    const fromText = truncated ? head.subarray(0, FROM_LINE_MAX) : head.subarray(0, textLen);
-    const isFrom = truncated ? !this.strict && isFromLine(fromText, false) : isFromLine(fromText, this.strict);
+    const fromLen = Math.min(hs, truncated ? FROM_LINE_MAX : textLen);
+    const isFrom = truncated ? !this.strict && isFromLineAt(hb, ho, fromLen, false) : isFromLineAt(hb, ho, fromLen, this.strict);
     if (isFrom) {
       if (this.msg !== null) {
         if (this.pendOff >= 0) this.closeMessage(this.pendOff, this.pendLf, this.pendCrlf, false);
         else this.closeMessage(this.lineStart, this.lf, this.crlf, false); // unreachable: From_ needs a pending line
       }
       this.pendOff = -1;
-      this.openMessage(fromText);
+      this.openMessage(hb, ho, fromLen);
       if (len < 0) {
         this.kind = Kind.FromTail;
         this.headParts = [];
@@ -458,25 +490,23 @@ export class MboxScanner {
       }
       return;
     }
-    this.notFrom(head);
+    this.notFrom(true);
     if (len < 0) {
       this.headParts = [];
       this.headLen = 0;
       return;
     }
-    const isCR = hasLF && len >= 1 && head.length === len && head[len - 1] === CR;
+    const isCR = hasLF && len >= 1 && hs === len && hb[ho + len - 1] === CR;
     if (hasLF && (len === 0 || (len === 1 && isCR))) this.setPending(len + 1, isCR);
     else if (!hasLF) this.lastLineOpen = true;
   }
 
-  /** The candidate line is not a From_ line: it is content (or, first in input, an error). */
-  private notFrom(head?: Buffer): void {
+  /** The candidate line is not a From_ line: it is content (or, first in input, an error: the
+   *  head shows what the line starts with, when `withHead`). */
+  private notFrom(withHead = false): void {
     if (this.msg === null) {
-      throw new MboxFormatError(
-        `not an mbox: no From_ line at offset ${this.lineStart} (line starts ${JSON.stringify(
-          (head ?? EMPTY).subarray(0, 40).toString('latin1'),
-        )})`,
-      );
+      const shown = withHead ? this.headBuf.toString('latin1', this.headAt, this.headAt + Math.min(40, this.headSize)) : '';
+      throw new MboxFormatError(`not an mbox: no From_ line at offset ${this.lineStart} (line starts ${JSON.stringify(shown)})`);
     }
     if (this.pendOff >= 0) this.commitPending();
     // Now an ordinary body line (the header block ended with the pending empty line).
@@ -484,28 +514,26 @@ export class MboxScanner {
     this.headNeed = 0;
   }
 
-  private openMessage(fromText: Buffer): void {
-    let t = fromText.toString('latin1');
-    if (t.endsWith('\r')) t = t.slice(0, -1);
-    this.msg = {
-      fromOffset: this.lineStart,
-      fromLine: t,
-      start: -1,
-      lfStart: 0,
-      crlfStart: 0,
-      bodyStart: -1,
-      bodyLf: 0,
-      inHeaders: true,
-      headerBudget: HEADER_KEEP_MAX,
-      values: [undefined, undefined, undefined, undefined, undefined, undefined, undefined],
-      seen: 0,
-      statusOffset: -1,
-      statusLength: 0,
-      curId: -1,
-      curValue: '',
-      curOffset: 0,
-      curLength: 0,
-    };
+  private openMessage(buf: Buffer, at: number, n: number): void {
+    const m = this.building;
+    m.fromOffset = this.lineStart;
+    m.fromLine = buf.toString('latin1', at, at + (n > 0 && buf[at + n - 1] === CR ? n - 1 : n));
+    m.start = -1;
+    m.lfStart = 0;
+    m.crlfStart = 0;
+    m.bodyStart = -1;
+    m.bodyLf = 0;
+    m.inHeaders = true;
+    m.headerBudget = HEADER_KEEP_MAX;
+    m.values.fill(undefined);
+    m.seen = 0;
+    m.statusOffset = -1;
+    m.statusLength = 0;
+    m.curId = -1;
+    m.curValue = '';
+    m.curOffset = 0;
+    m.curLength = 0;
+    this.msg = m;
     if (this.withSum) this.sum().reset();
     this.sumPos = this.lineStart;
     this.lastLineOpen = false;
@@ -579,6 +607,7 @@ export class MboxScanner {
       this.hold = Buffer.concat([this.hold.subarray(keepFrom - this.holdStart), chunk]);
     }
     this.holdStart = keepFrom;
+    this.headBuf = EMPTY;
     this.chunk = EMPTY;
     this.chunkBase = end;
   }

@@ -2,6 +2,7 @@
 // deletions, and duplicate disambiguation.
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { hash } from 'node:crypto';
 import { MboxScanner } from './scanner.js';
 import { finalizeUidls, isValidUidl, UIDL_MAX_LENGTH, uidlBase } from './uidl.js';
 
@@ -80,6 +81,26 @@ describe('mbox UIDL', () => {
     const all = scan(M1 + M2 + M3).map((m) => m.uidlBase);
     expect(scan(M2 + M3).map((m) => m.uidlBase)).to.deep.equal(all.slice(1));
     expect(scan(M3).map((m) => m.uidlBase)).to.deep.equal(all.slice(2));
+  });
+
+  it('hashes exactly the From_ line and `name:value` lines it documents (node:crypto as the oracle)', () => {
+    // The UIDL of a message already served must never change: the input is fixed byte for byte.
+    const reference = (fromLine: string, h: Record<string, string | undefined>): string => {
+      let input = fromLine.replace(/\r$/, '') + '\n';
+      const names = h['received'] !== undefined ? ['received', 'delivered-to', 'x-delivery-id'] : ['delivered-to', 'x-delivery-id', 'date', 'message-id'];
+      for (const n of names) if (h[n] !== undefined) input += `${n}:${h[n]}\n`;
+      return hash('md5', Buffer.from(input, 'latin1'), 'hex');
+    };
+    const value = fc.option(fc.string({ maxLength: 300 }), { nil: undefined });
+    fc.assert(fc.property(fc.string({ maxLength: 120 }), fc.boolean(), value, value, value, value, value, (from, cr, received, deliveredTo, date, messageId, deliveryId) => {
+      const fromLine = 'From ' + from + (cr ? '\r' : '');
+      const h = { received, 'delivered-to': deliveredTo, date, 'message-id': messageId, 'x-delivery-id': deliveryId };
+      expect(uidlBase(fromLine, h)).to.equal(reference(fromLine, h));
+    }), { numRuns: 300 });
+    // A fixed case, so a change to the reference itself shows too.
+    expect(uidlBase('From a@b Mon Jan  1 00:00:00 2024', { received: ' from x', date: ' d' })).to.equal(
+      hash('md5', 'From a@b Mon Jan  1 00:00:00 2024\nreceived: from x\n', 'hex'),
+    );
   });
 
   describe('finalizeUidls', () => {

@@ -4,7 +4,7 @@
  * rewritten by a flags update (Status/X-Status) and none depends on the message's position,
  * so the UIDL survives both. Duplicates are made unique by finalizeUidls.
  */
-import { md5HexLatin1 } from './md5-wasm.js';
+import { md5Parts } from './md5-wasm.js';
 
 /** RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
 export const UIDL_MAX_LENGTH = 70;
@@ -37,19 +37,28 @@ export function uidlBase(fromLine: string, headers: KeptHeaders): string {
 }
 
 const WITH_RECEIVED = [H_RECEIVED, H_DELIVERED_TO, H_XDELIVERY_ID];
+const NAME_COLON = KEPT_NAMES.map((n) => `${n}:`);
 const WITHOUT_RECEIVED = [H_DELIVERED_TO, H_XDELIVERY_ID, H_DATE, H_MESSAGE_ID];
 
 /** uidlBase with the headers by id (what the scanner keeps: no object keyed by name per message). */
 export function uidlFromValues(fromLine: string, values: KeptValues): string {
   const xuidl = values[H_XUIDL]?.trim();
   if (xuidl !== undefined && isValidUidl(xuidl)) return xuidl;
-  let input = (fromLine.endsWith('\r') ? fromLine.slice(0, -1) : fromLine) + '\n';
+  // The input: the From_ line, then `name:value` of each field present, each line ending in
+  // LF. Hashed in wasm (md5-wasm.ts), written there part by part: no Buffer, Hash object or
+  // joined string per message, and a scan computes tens of thousands.
+  const md5 = md5Parts;
+  md5.begin();
+  md5.add(fromLine.endsWith('\r') ? fromLine.slice(0, -1) : fromLine);
+  md5.add('\n');
   for (const id of values[H_RECEIVED] !== undefined ? WITH_RECEIVED : WITHOUT_RECEIVED) {
     const v = values[id];
-    if (v !== undefined) input += `${KEPT_NAMES[id]!}:${v}\n`;
+    if (v === undefined) continue;
+    md5.add(NAME_COLON[id]!);
+    md5.add(v);
+    md5.add('\n');
   }
-  // In wasm (md5-wasm.ts): no Buffer or Hash object per message, and a scan computes tens of thousands.
-  return md5HexLatin1(input);
+  return md5.hex();
 }
 
 /**
