@@ -197,54 +197,52 @@ describe('split scans', () => {
       }
     });
 
-    it('a worker part of thousands of messages comes in several parts; dying after some of them, it is scanned here', async () => {
-      // 6,000 small messages: the far half holds ~3,000, more than one part (PART_MESSAGES).
-      const parts: string[] = [];
-      for (let i = 0; i < 6000; i++) parts.push(msg(i, 1 + (i % 3), i % 5 === 0));
-      const buf = Buffer.from(parts.join(''), 'latin1');
-      const file = path.join(dir, 'many');
+    /** A spool file of `count` messages made by `make`, its bytes and an open descriptor. */
+    const spoolOf = (name: string, count: number, make: (i: number) => string): { buf: Buffer; fd: number } => {
+      const buf = Buffer.from(Array.from({ length: count }, (_, i) => make(i)).join(''), 'latin1');
+      const file = path.join(dir, name);
       fs.writeFileSync(file, buf);
-      const fd = fs.openSync(file, 'r');
+      return { buf, fd: fs.openSync(file, 'r') };
+    };
+    // 400 longer messages; and 6,000 small ones, whose far half (~3,000) comes in several parts (PART_MESSAGES).
+    const dying = [
+      { name: 'dies', count: 400, make: (i: number) => msg(i, 200 + (i % 50), i % 7 === 0) },
+      { name: 'many', count: 6000, make: (i: number) => msg(i, 1 + (i % 3), i % 5 === 0) },
+    ];
+
+    it('a worker part of thousands of messages comes in several parts, in order', async () => {
+      const { buf, fd } = spoolOf('parts', 6000, dying[1]!.make);
       try {
-        const seq = scan(buf, 0, buf.length, false);
         const r = await scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
         expect(r.messages.length).to.equal(6000);
-        expect(r.messages).to.deep.equal(seq);
+        expect(r.messages).to.deep.equal(scan(buf, 0, buf.length, false));
         expect(r.bytesRead).to.equal(buf.length);
-        for (const delayMs of [1, 2, 4]) {
-          const scanning = scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
-          setTimeout(() => void stopScanWorker(), delayMs);
-          expect((await scanning).messages, `worker stopped after ${delayMs} ms`).to.deep.equal(seq);
-        }
       } finally {
         fs.closeSync(fd);
       }
     });
 
-    it('the worker dying mid-scan: its part is scanned here, same result, no unhandled rejection', async () => {
-      const parts: string[] = [];
-      for (let i = 0; i < 400; i++) parts.push(msg(i, 200 + (i % 50), i % 7 === 0));
-      const buf = Buffer.from(parts.join(''), 'latin1');
-      const file = path.join(dir, 'dies');
-      fs.writeFileSync(file, buf);
-      const fd = fs.openSync(file, 'r');
-      const unhandled: unknown[] = [];
-      const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-      process.on('unhandledRejection', onUnhandled);
-      try {
-        const seq = scan(buf, 0, buf.length, false);
-        for (const delayMs of [0, 1, 3]) {
-          const scanning = scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
-          setTimeout(() => void stopScanWorker(), delayMs);
-          expect((await scanning).messages, `worker stopped after ${delayMs} ms`).to.deep.equal(seq);
+    for (const { name, count, make } of dying) {
+      it(`the worker dying mid-scan (${count} messages): its part is scanned here, same result, no unhandled rejection`, async () => {
+        const { buf, fd } = spoolOf(name, count, make);
+        const unhandled: unknown[] = [];
+        const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+        process.on('unhandledRejection', onUnhandled);
+        try {
+          const seq = scan(buf, 0, buf.length, false);
+          for (const delayMs of [0, 1, 2, 4]) {
+            const scanning = scanFd(fd, 0, buf.length, { strictFrom: false }, 0);
+            setTimeout(() => void stopScanWorker(), delayMs);
+            expect((await scanning).messages, `worker stopped after ${delayMs} ms`).to.deep.equal(seq);
+          }
+          expect((await scanFd(fd, 0, buf.length, { strictFrom: false }, 0)).messages, 'a new worker afterwards').to.deep.equal(seq);
+          await new Promise((r) => setTimeout(r, 50)); // let any late rejection surface
+          expect(unhandled.map(String)).to.deep.equal([]);
+        } finally {
+          process.off('unhandledRejection', onUnhandled);
+          fs.closeSync(fd);
         }
-        expect((await scanFd(fd, 0, buf.length, { strictFrom: false }, 0)).messages, 'a new worker afterwards').to.deep.equal(seq);
-        await new Promise((r) => setTimeout(r, 50)); // let any late rejection surface
-        expect(unhandled.map(String)).to.deep.equal([]);
-      } finally {
-        process.off('unhandledRejection', onUnhandled);
-        fs.closeSync(fd);
-      }
-    });
+      });
+    }
   });
 });
