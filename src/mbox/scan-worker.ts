@@ -115,14 +115,13 @@ function runWorker(port: NonNullable<typeof parentPort>): void {
       return;
     }
     if (m.type === 'scan') {
-      // Imported here, not at the top: scan-fd.js imports this module (the client side).
       let sent = 0;
       const send = (ms: readonly ScannedMessage[], last: boolean, bytesRead = 0): void => {
         const packed = pack(ms, sent, bytesRead);
         sent = ms.length;
         port.postMessage({ job: m.job, ...(last ? { scan: packed } : { part: packed }) } satisfies FromWorker, [packed.nums.buffer as ArrayBuffer]);
       };
-      void import('./scan-fd.js')
+      void import('./scan-fd.js') // here, not at the top: scan-fd.js imports this module (the client side)
         .then(({ scanRangeSync }) => scanRangeSync(m.fd, m.start, m.end, m.opts, (ms) => {
           if (ms.length - sent >= PART_MESSAGES) send(ms, false);
         }))

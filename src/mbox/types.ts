@@ -33,10 +33,10 @@ export interface ScannedMessage {
 
 /**
  * Every ScannedMessage is one of these (the scanner's, the scan worker's, the cache's, an
- * update's rebased ones): one class, so all of them share one hidden class whatever made them. Made as object
- * literals in four places, the main thread's scanner built objects whose offsets V8 held as
- * small integers and the worker's messages floats; each scan's second kind deprecated the first
- * kind's map, and the next access to each of the first kind's 25,000 messages migrated it
+ * update's rebased ones), so all of them share one hidden class whatever made them. Made as
+ * object literals in four places, the main thread's scanner built objects whose offsets V8 held
+ * as small integers and the worker's messages floats; each scan's second kind deprecated the
+ * first kind's map, and the next access to each of the first kind's 25,000 messages migrated it
  * (--trace-migration): 18–65 ms of a cold 50k login, in the first loop over its messages.
  */
 export class Scanned implements ScannedMessage {
