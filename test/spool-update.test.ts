@@ -360,6 +360,22 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
         expect(await sb.pendingFiles()).to.deep.equal([]);
       });
     }
+
+    it('a drop\'s .meta left without its drop (a crash between the two) changes nothing at login and goes at start-up', async () => {
+      sb.write(SPOOL);
+      const drops = path.join(sb.stateDir, 'drops');
+      fs.mkdirSync(drops, { recursive: true });
+      fs.writeFileSync(path.join(drops, 'alice.pop.meta'), '{"version":1,"dev":"1","ino":"2","size":999,"crc":0}');
+      for (const mode of ['server', 'copy'] as const) {
+        const drop = await sb.store({ mode }).open(sb.user);
+        expect(drop.messages, `${mode} mode`).to.have.length(5);
+        await drop.close();
+        expect(sb.read().toString(), `${mode} mode`).to.equal(SPOOL);
+      }
+      fs.writeFileSync(path.join(drops, 'alice.pop.meta'), '{}'); // the copy session removed its own
+      expect(await sb.store().recoverAll()).to.equal(0);
+      expect(await sb.pendingFiles()).to.deep.equal([]);
+    });
   });
 
   describe('the scan cache', () => {

@@ -42,8 +42,13 @@ export async function acquireSessionLock(dir: string, user: string): Promise<Ses
   liveSessions.add(path); // synchronously, before any await: the in-process check is atomic
   let fh: FileHandle | null = null;
   try {
-    await mkdir(resolve(dir), { recursive: true, mode: 0o700 });
-    fh = await open(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    const openFile = (): Promise<FileHandle> => open(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    // The directory is made when the first open finds it missing, not checked at every login.
+    fh = await openFile().catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(resolve(dir), { recursive: true, mode: 0o700 });
+      return openFile();
+    });
     if (!tryFcntlLock(fh.fd)) throw busyError(user);
     const locked = fh;
     await locked.truncate(0);

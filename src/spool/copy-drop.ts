@@ -105,12 +105,20 @@ async function writeBack(
 }
 
 /** Merges a leftover temp drop back into the spool (lock held). True when there was one. */
+/** Removes the .meta files in `dir` whose drop is gone (start-up, after recovery). */
+export async function removeOrphanMetas(dir: string): Promise<void> {
+  const names = await fs.promises.readdir(dir).catch(() => [] as string[]);
+  const drops = new Set(names);
+  for (const n of names) {
+    if (n.endsWith('.meta') && !drops.has(n.slice(0, -'.meta'.length))) await fs.promises.unlink(path.join(dir, n)).catch(() => {});
+  }
+}
+
 export async function recoverTempDrop(ctx: SpoolContext, user: string, spoolFd: number): Promise<boolean> {
   const dropFile = tempDropPath(ctx, user);
-  if (!(await fs.promises.access(dropFile).then(() => true, () => false))) {
-    await fs.promises.unlink(metaPathOf(dropFile)).catch(() => {});
-    return false;
-  }
+  // No drop: done. (A .meta left without its drop, by a crash between the two, is harmless,
+  // since a new drop writes its own first; removeOrphanMetas clears them at start-up.)
+  if (!(await fs.promises.access(dropFile).then(() => true, () => false))) return false;
   const meta = await readMeta(metaPathOf(dropFile));
   const st = await fstat(spoolFd);
   if (meta && String(st.dev) === meta.dev && String(st.ino) === meta.ino && Number(st.size) >= meta.size

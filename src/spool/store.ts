@@ -14,7 +14,7 @@ import type { ScanOptions } from '../mbox/types.js';
 import { log } from '../obs/log.js';
 import { gate } from './background.js';
 import { ScanCache } from './cache.js';
-import { CopyDrop, recoverTempDrop, tempDropPath } from './copy-drop.js';
+import { CopyDrop, recoverTempDrop, removeOrphanMetas, tempDropPath } from './copy-drop.js';
 import type { Drop, DropOpener } from './drop.js';
 import { EMPTY } from './message-list.js';
 import { fclose, fopen } from './io.js';
@@ -136,8 +136,10 @@ export class SpoolStore implements DropOpener {
     // A scan's cache file is written CACHE_WRITE_DELAY_MS after the login reply (see there).
     const cacheWrite = gate();
     try {
-      const pending = await this.hasPending(user);
-      fd = await ctx.openSpool(spoolPath, pending);
+      // A missing spool is created when an interrupted update or copy-mode drop must go back
+      // into it; asked only then (two thread-pool round trips saved on every other login).
+      fd = await ctx.openSpool(spoolPath);
+      if (fd === null && (await this.hasPending(user))) fd = await ctx.openSpool(spoolPath, true);
       if (fd === null) return new EmptyDrop(ctx.settings.mode, releaseSession);
       lock = await ctx.lockSpool(fd, spoolPath);
       await ctx.recoverLocked(user, fd, spoolPath);
@@ -189,6 +191,7 @@ export class SpoolStore implements DropOpener {
       }
     }
     await removeOrphanImages(ctx.dirs.journal);
+    await removeOrphanMetas(ctx.dirs.drops);
     return done;
   }
 }
