@@ -1,7 +1,9 @@
 /**
  * Files the server re-reads when they change (the users file, the APOP secrets): one stat per
  * use, a reload when inode, size or mtime moved, and a broken new version reported once while
- * the last good one stays in force.
+ * the last good one stays in force. Uses that come while a stat is under way share it: at 100
+ * logins at once, one thread-pool round trip instead of one each, and a file changed meanwhile
+ * is seen by the next stat.
  */
 import type { BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -35,8 +37,17 @@ export class ReloadingFile {
     this.stamp = stampOf(st);
   }
 
-  /** Reloads when the file changed since the last load; never throws. */
-  async refresh(): Promise<void> {
+  /** Reloads when the file changed since the last load (a check under way is shared); never throws. */
+  refresh(): Promise<void> {
+    this.checking ??= this.check().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  private checking: Promise<void> | null = null;
+
+  private async check(): Promise<void> {
     let st: BigIntStats;
     try {
       st = await stat(this.file, { bigint: true });
