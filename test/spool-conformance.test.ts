@@ -42,7 +42,7 @@ describe('spool conformance: every drop × every lock strategy', function () {
   const expected = expectedMessages(alice);
   let sb: Sandbox;
   beforeEach(() => { sb = new Sandbox(); });
-  afterEach(async () => { await killAll(); sb.cleanup(); });
+  afterEach(async () => { await killAll(); await sb.cleanup(); });
 
   for (const [dropName, over] of Object.entries(DROPS)) {
     for (const methods of STRATEGIES) {

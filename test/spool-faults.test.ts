@@ -90,7 +90,7 @@ async function crashTrial(t: Trial, after: string): Promise<TrialResult> {
     expect(Buffer.concat(chunks).toString('latin1'), what).to.equal(mail.stored.slice(mail.stored.indexOf('\n') + 1, -1));
     return { fired: true, state, committed };
   } finally {
-    sb.cleanup();
+    await sb.cleanup();
   }
 }
 
@@ -190,7 +190,7 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
         await expectNoPending(sb, false, what);
         expect(expectOneOf(sb.read(), beforeOf(c, true), after, mails[0]!.stored + mails[1]!.stored, what)).to.equal('after');
       } finally {
-        sb.cleanup();
+        await sb.cleanup();
       }
     }
     const plan: [string, string[]][] = FULL
@@ -240,7 +240,7 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
         if (committed) expect(state, `${what}: committed, then not applied`).to.equal('after');
         return { fired: true, state };
       } finally {
-        sb.cleanup();
+        await sb.cleanup();
       }
     }
 
@@ -275,7 +275,7 @@ describe('spool engine: crash safety by fault injection, with procmail deliverin
     afterEach(async () => {
       await backgroundSettled(); // a cache file or image unlink finishing after the reply keeps the mount busy
       if (mnt) execFileSync('umount', [mnt], { stdio: 'ignore' });
-      sb.cleanup();
+      await sb.cleanup();
     });
 
     /** A spool of ~`kb` KB and a filler leaving about `freeKb` KB free, all on the tmpfs. */

@@ -36,7 +36,7 @@ describe('spool store: interop with real lock holders and procmail', function ()
   beforeEach(() => { sb = new Sandbox(); sb.write(SPOOL); });
   afterEach(async () => {
     await killAll();
-    sb.cleanup();
+    await sb.cleanup();
   });
 
   const holders: { name: string; tool: [string, string]; start: (spool: string) => Proc }[] = [

@@ -97,7 +97,7 @@ async function lane(seed: number, lane: number, deadline: number, history: Round
     }
     return round;
   } finally {
-    sb.cleanup();
+    await sb.cleanup();
   }
 }
 

@@ -54,7 +54,7 @@ describe('spool engine: update phase, prefix checks, copy mode, cache, sessions'
   beforeEach(() => { sb = new Sandbox(); });
   afterEach(async () => {
     await killAll();
-    sb.cleanup();
+    await sb.cleanup();
   });
 
   for (const holdLock of [false, true]) {

@@ -58,7 +58,7 @@ export async function referenceAfter(c: FaultCase): Promise<string> {
     if (r.code !== 0 || !r.done) throw new Error(`reference run of ${c.name} failed: ${JSON.stringify(r.events)} ${r.stderr}`);
     return sb.read().toString('latin1');
   } finally {
-    sb.cleanup();
+    await sb.cleanup();
   }
 }
 

@@ -133,7 +133,11 @@ export class Sandbox {
     return out;
   }
 
-  cleanup(): void {
+  /** Removes the sandbox once the work left running after replies (a cache file written after
+   *  a login's +OK, an image removed after an update) is done: removed before, the directory
+   *  could be made again by it. */
+  async cleanup(): Promise<void> {
+    await backgroundSettled();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
