@@ -36,12 +36,10 @@ import { FROM_LINE_MAX, isFromLineAt } from './from-line.js';
 import { acquireKernel, type BodyKernel, releaseKernel, WASM_PAGE } from './line-kernel.js';
 import { MessageSum, STRIPE, SUM_STATE_BYTES } from './msum.js';
 import { Scanned, type ScannedMessage, type ScanOptions, type ScanResult } from './types.js';
-import { type Building, endHeaders, headerLine } from './header-fields.js';
-import { H_STATUS, KEPT_NAMES, uidlFromValues } from './uidl.js';
+import { type Building, endHeaders, headerLine, newBuilding, resetBuilding } from './header-fields.js';
+import { H_STATUS, uidlFromValues } from './uidl.js';
 
-/** Header bytes kept per message for UIDL/Status purposes; longer header blocks are cut
- *  (deterministically) so one hostile message cannot make a scan use unbounded memory. */
-export const HEADER_KEEP_MAX = 64 * 1024;
+export { HEADER_KEEP_MAX } from './header-fields.js';
 
 /**
  * scanFd's read size: large enough that syscall, thread-pool and per-chunk overhead vanish.
@@ -116,11 +114,7 @@ export class MboxScanner {
 
   private msg: Building | null = null;
   /** What msg points to while a message is open: one record, reset per message (openMessage). */
-  private readonly building: Building = {
-    fromOffset: 0, fromLine: '', start: -1, lfStart: 0, crlfStart: 0, bodyStart: -1, bodyLf: 0, inHeaders: true,
-    headerBudget: HEADER_KEEP_MAX, values: new Array<string | undefined>(KEPT_NAMES.length).fill(undefined), seen: 0,
-    statusOffset: -1, statusLength: 0, curId: -1, curValue: '', curOffset: 0, curLength: 0,
-  };
+  private readonly building: Building = newBuilding();
 
   // sum of msg over [msg.fromOffset, sumPos); bytes [holdStart, chunkBase) not yet summed are in hold.
   private summer: MessageSum | undefined;
@@ -515,25 +509,8 @@ export class MboxScanner {
   }
 
   private openMessage(buf: Buffer, at: number, n: number): void {
-    const m = this.building;
-    m.fromOffset = this.lineStart;
-    m.fromLine = buf.toString('latin1', at, at + (n > 0 && buf[at + n - 1] === CR ? n - 1 : n));
-    m.start = -1;
-    m.lfStart = 0;
-    m.crlfStart = 0;
-    m.bodyStart = -1;
-    m.bodyLf = 0;
-    m.inHeaders = true;
-    m.headerBudget = HEADER_KEEP_MAX;
-    m.values.fill(undefined);
-    m.seen = 0;
-    m.statusOffset = -1;
-    m.statusLength = 0;
-    m.curId = -1;
-    m.curValue = '';
-    m.curOffset = 0;
-    m.curLength = 0;
-    this.msg = m;
+    const fromLine = buf.toString('latin1', at, at + (n > 0 && buf[at + n - 1] === CR ? n - 1 : n));
+    this.msg = resetBuilding(this.building, this.lineStart, fromLine);
     if (this.withSum) this.sum().reset();
     this.sumPos = this.lineStart;
     this.lastLineOpen = false;

@@ -104,7 +104,6 @@ async function writeBack(
   return image.newLength;
 }
 
-/** Merges a leftover temp drop back into the spool (lock held). True when there was one. */
 /** Removes the .meta files in `dir` whose drop is gone (start-up, after recovery). */
 export async function removeOrphanMetas(dir: string): Promise<void> {
   const names = await fs.promises.readdir(dir).catch(() => [] as string[]);
@@ -114,6 +113,7 @@ export async function removeOrphanMetas(dir: string): Promise<void> {
   }
 }
 
+/** Merges a leftover temp drop back into the spool (lock held). True when there was one. */
 export async function recoverTempDrop(ctx: SpoolContext, user: string, spoolFd: number): Promise<boolean> {
   const dropFile = tempDropPath(ctx, user);
   // No drop: done. (A .meta left without its drop, by a crash between the two, is harmless,
