@@ -35,6 +35,7 @@ function esc(s: string): string {
 
 export function fmt(v: number): string {
   if (!Number.isFinite(v)) return '–';
+  if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1000) return v.toFixed(0);
   if (a >= 100) return v.toFixed(1);

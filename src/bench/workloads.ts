@@ -181,6 +181,8 @@ export async function workloadC(ctx: Ctx, target: Target, mb: Mailbox): Promise<
       pyVerified(ctx, target, `${what} (QUICKACK client)`, r.value, n);
       ctx.results.add(target.name, `c.total/${mb.label}`, r.value.total, 's', 'lower', r.usage);
       ctx.results.add(target.name, `c.quit/${mb.label}`, r.value.quit, 's', 'lower');
+      // The client's own CPU in the session: what no server can take off the session's time.
+      ctx.results.add(target.name, `c.client/${mb.label}`, r.value.cpu, 's', 'lower');
       await verifySurvivors(ctx, target, mb, () => false, what);
       ctx.spools.forget(mb.user);
       ctx.spools.ensurePristine(mb.user, mb.template);
@@ -188,6 +190,7 @@ export async function workloadC(ctx: Ctx, target: Target, mb: Mailbox): Promise<
       const p = await measured(target, () => pythonSession('pipelined', target.port, mb.user, ctx.env.password, mb.manifest.messages, true));
       pyVerified(ctx, target, `${what} (pipelining client)`, p.value, n);
       ctx.results.add(target.name, `c.pipe.total/${mb.label}`, p.value.total, 's', 'lower', p.usage);
+      ctx.results.add(target.name, `c.pipe.client/${mb.label}`, p.value.cpu, 's', 'lower');
       ctx.pipelined.set(target.name, p.value.pipelined);
     } else {
       const r = await measured(target, () => session(target.port, mb, ctx.env.password, { retr: true, dele: () => true }));
