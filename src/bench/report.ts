@@ -173,7 +173,7 @@ export function writeReport(opts: BenchOptions, results: Results, info: RunInfo)
     for (const f of results.failures) L.push(`| ${f.target}${f.fatal ? ' (**fatal**)' : ''} | ${f.what} | ${f.detail.replace(/\|/g, '\\|').slice(0, 300)} |`);
     L.push('');
   }
-  L.push(...method(info.python));
+  L.push(...method(info.python, opts.quick));
   const file = path.join(opts.out, 'benchmarks.md');
   fs.writeFileSync(file, L.join('\n'));
   return file;
@@ -275,14 +275,16 @@ function journalSection(results: Results, info: RunInfo): string[] {
   return out;
 }
 
-function method(python: boolean): string[] {
+export function method(python: boolean, quick: boolean): string[] {
   return ['## Method', '',
     '- Mailboxes are generated deterministically (seeded PRNG): 98.5 % text messages of 2–20 KB, 1.5 % with a base64 attachment of 100 KB–1 MB; '
     + 'bodies contain lines starting with `.` and `>From `; LF line endings. The generator records the SHA-256 and CRC-32 of each message\'s wire form; '
     + 'the bench client un-stuffs every RETR reply and compares its size and SHA-256, or in (e) its size and CRC-32: SHA-256 runs at about 1.1 GB/s on this kind of machine and would bound (e)\'s MB/s for every server, zlib\'s CRC-32 at about 3 GB/s. Templates are cached under `$TMPDIR/popspool-bench-cache` and copied into a working spool before each run that needs a pristine one.',
     '- Every server runs on 127.0.0.1 as a child process with a throwaway configuration in a temp directory, over the same working spools; '
     + 'popspool with `popspool serve --mode copy|server [--hold-lock] --log-level warn`. For each workload every server is started afresh, after `sync`, '
-    + 'so none inherits another\'s memory, caches or disk writeback. The run goes workload by workload; within one, the servers take turns repetition by repetition (in the order of the tables, then in reverse, and so on), each repetition after `sync` and a ' + `${SETTLE_MS / 1000} s pause, so both sides of a ratio draw their medians from the same minutes of a shared machine whose speed drifts. In workloads a, b, c and d each server first does one repetition that is not measured (popspool's JIT compiles the RETR path in its first few thousand commands and the scanner's in its first scans; popspool warms its scanner up at start-up, which halves the gap but does not close it), so they measure a running server's steady state; in (a) the spool is made cold again before each measured repetition. The page cache is warm in all cases.`,
+    + 'so none inherits another\'s memory, caches or disk writeback. The run goes workload by workload; within one, the servers take turns repetition by repetition (in the order of the tables, then in reverse, and so on), each repetition after `sync` and a ' + `${SETTLE_MS / 1000} s pause, so both sides of a ratio draw their medians from the same minutes of a shared machine whose speed drifts. ${quick
+      ? 'This is a --quick run: it proves that every workload runs and verifies, and skips the unmeasured warm-up repetition a full run makes in workloads a, b, c and d, so its times include each server\'s start-up.'
+      : 'In workloads a, b, c and d each server first does one repetition that is not measured (popspool\'s JIT compiles the RETR path in its first few thousand commands and the scanner\'s in its first scans; popspool warms its scanner up at start-up, which halves the gap but does not close it), so they measure a running server\'s steady state; in (a) the spool is made cold again before each measured repetition.'} The page cache is warm in all cases.`,
     '- **cold** = first session after the spool changed (its mtime is moved, popspool\'s cache file and Dovecot\'s index are removed); **warm** = the next session.',
     python
       ? '- (b) and (c) use a python3 raw-socket client that sets TCP_NODELAY and re-arms TCP_QUICKACK after every recv (the kernel clears it), as the issue\'s orientation figures were measured: '
