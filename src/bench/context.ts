@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Manifest, MessageDigest } from './generator.js';
 import type { BenchOptions } from './options.js';
 import type { BenchEnv, Target } from './servers.js';
+import { fmt } from './svg.js';
 
 export type Better = 'lower' | 'higher';
 
@@ -42,6 +43,8 @@ export class Results {
   readonly counters = new Map<string, number>();
   /** While set (a warm-up repetition), add() and count() keep nothing; fail() still records. */
   muted = false;
+  /** What add() kept since the last takeRecent(): the progress line of each repetition shows it. */
+  private recent: string[] = [];
 
   add(target: string, key: string, value: number, unit: string, better: Better, usage?: { cpu: number; rss: number }): void {
     if (this.muted) return;
@@ -52,10 +55,18 @@ export class Results {
       this.series.set(id, s);
     }
     s.values.push(value);
+    this.recent.push(`${key} ${fmt(value)}${unit === 's' ? ' s' : ` ${unit}`}`);
     if (usage) {
       s.cpu.push(usage.cpu);
       s.rss.push(usage.rss);
     }
+  }
+
+  /** The values kept since the last call, as "key value unit" (a repetition's own figures). */
+  takeRecent(): string[] {
+    const r = this.recent;
+    this.recent = [];
+    return r;
   }
 
   get(target: string, key: string): Series | undefined {

@@ -134,7 +134,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
   // Workload by workload, with every server started afresh for it (none inherits another's
   // memory, caches or writeback), and the servers interleaved repetition by repetition: the
-  // first in the order given, the second in reverse, and so on. A shared machine's speed
+  // first in the order given, the second in reverse, and so on (copy mode after them: schedule). A shared machine's speed
   // changes by 2× within minutes; run one server's repetitions all at once and one side of a
   // ratio can fall in a slow spell that the other misses. Interleaved, each side's median
   // draws from the same minutes. Servers idle while another is measured; a pause before each
@@ -182,15 +182,15 @@ export async function runBench(opts: BenchOptions): Promise<number> {
             }
           }
         }
-        for (let rep = 0; rep < reps; rep++) {
-          for (const target of rep % 2 === 0 ? running : [...running].reverse()) {
-            progress.step(`${target.name}: ${label}${reps > 1 ? ` (${rep + 1} of ${reps})` : ''}`);
-            spawnSync('sync', { stdio: 'ignore' });
-            await new Promise((r) => setTimeout(r, SETTLE_MS));
-            const t0 = Date.now();
-            await run(ctx, target);
-            progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-          }
+        for (const { target, rep } of schedule(running, reps)) {
+          progress.step(`${target.name}: ${label}${reps > 1 ? ` (${rep + 1} of ${reps})` : ''}`);
+          spawnSync('sync', { stdio: 'ignore' });
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          const t0 = Date.now();
+          results.takeRecent();
+          await run(ctx, target);
+          const got = results.takeRecent();
+          progress.info(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s${got.length ? `: ${got.slice(0, 6).join(', ')}${got.length > 6 ? ', …' : ''}` : ''}`);
         }
       } finally {
         for (const target of running) await target.stop();
@@ -216,4 +216,25 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/**
+ * The order of a workload's measured repetitions: the servers take turns repetition by
+ * repetition, in the order given, then in reverse, and so on, so both sides of a ratio draw
+ * their medians from the same minutes of a shared machine whose speed drifts.
+ *
+ * Copy mode's repetitions come after the others' rounds, not inside them: each of its sessions
+ * copies the whole spool and writes it back, gigabytes of page cache freed and refilled on the
+ * 50k spool, and on this VM the next session paid for it: popspool's cold 50k login right after
+ * a copy-mode repetition took 0.390 s median against 0.299 s after popa3d's (7 each; popa3d's own
+ * login did not slow down after copy mode, docs/performance.md). Copy mode's ratios are large
+ * where its churn is large, and where they are close ((c) on 1k) the whole workload takes
+ * seconds, so they lose nothing by the wait.
+ */
+export function schedule<T extends { readonly name: string }>(running: readonly T[], reps: number): { target: T; rep: number }[] {
+  const rounds = running.filter((t) => t.name !== 'copy');
+  const out: { target: T; rep: number }[] = [];
+  for (let rep = 0; rep < reps; rep++) for (const target of rep % 2 === 0 ? rounds : [...rounds].reverse()) out.push({ target, rep });
+  for (const target of running.filter((t) => t.name === 'copy')) for (let rep = 0; rep < reps; rep++) out.push({ target, rep });
+  return out;
 }

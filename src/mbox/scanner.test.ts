@@ -10,8 +10,8 @@ import { MboxFormatError } from '../errors.js';
 import { FROM_LINE_MAX, isFromLine } from './from-line.js';
 import { msum } from './msum.js';
 import { finalizeUidls, KEPT_HEADERS, type KeptHeaders, uidlBase } from './uidl.js';
-import { HEADER_KEEP_MAX, MboxScanner } from './scanner.js';
-import { scanFd } from './scan-fd.js';
+import { HEADER_KEEP_MAX, MboxScanner, SCAN_CHUNK } from './scanner.js';
+import { readSlot, scanFd } from './scan-fd.js';
 import type { ScannedMessage, ScanResult } from './types.js';
 import { wireSize } from './wire.js';
 
@@ -373,6 +373,37 @@ describe('mbox scanner', () => {
       } finally {
         fs.closeSync(fd);
       }
+    });
+
+    it('reads from an offset inside a page: same messages, every read at its page offset (readSlot)', async () => {
+      const unit = load('mail/alice');
+      const big = Buffer.concat(Array.from({ length: 700 }, () => unit)); // ~9.8 MB: several 4 MiB reads
+      const p = path.join(dir, 'unaligned');
+      fs.writeFileSync(p, big);
+      const all = naiveScan(big, false);
+      const k = all.findIndex((m) => m.fromOffset % 4096 > 100 && m.fromOffset > 5000);
+      const start = all[k]!.fromOffset;
+      const fd = fs.openSync(p, 'r');
+      try {
+        for (const offloadMin of [Infinity, 0]) { // all on this thread; split, the far part read by the worker
+          const r = await scanFd(fd, start, big.length, { strictFrom: false }, offloadMin);
+          expect(r.messages).to.deep.equal(all.slice(k));
+          expect(r.bytesRead).to.equal(big.length - start);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      // The first read fills the buffer from the file's offset within its page; the rest start on a page.
+      expect(readSlot(5000, 1 << 30, 1 << 22)).to.deep.equal([5000 % 4096, (1 << 22) - (5000 % 4096)]);
+      expect(readSlot(8192, 1 << 30, 1 << 22)).to.deep.equal([0, 1 << 22]);
+      expect(readSlot(8192 + 7, 8192 + 100, 1 << 22)).to.deep.equal([7, 93]);
+      expect(readSlot(10, 3010, 3000)).to.deep.equal([0, 3000]); // a whole small range: one read at 0
+    });
+
+    it('the kernel memory\'s read buffers sit 64 or more bytes past a page start (rep movsb on AMD)', () => {
+      const bufs = new MboxScanner({ strictFrom: false }).ioBuffersFromKernel(2, SCAN_CHUNK);
+      if (bufs === null) return; // no wasm: plain buffers
+      for (const b of bufs) expect(b.byteOffset % 4096).to.satisfy((o: number) => o === 0 || o >= 64);
     });
 
     it('rejects a malformed spool with MboxFormatError', async () => {
