@@ -79,6 +79,25 @@ describe('bench targets table', () => {
     expect(row(targetsTable(r, info), '(f) check-mail sessions/s, 100 at once: server ÷ popa3d')[4]).to.match(/^none known/);
   });
 
+  it('a missed poplib row names the client\'s own CPU; a missed (e) row the peers\' rates in the run', () => {
+    const r = results();
+    r.add('server', 'b.py.msretr/1k', 0.75, 'ms', 'lower');
+    r.add('server', 'b.py.clientms/1k', 0.41, 'ms', 'lower');
+    r.add('popa3d', 'b.py.msretr/1k', 43.9, 'ms', 'lower');
+    r.add('server', 'e.mbps/1g', 440, 'MB/s', 'higher');
+    r.add('popa3d', 'e.mbps/1g', 357, 'MB/s', 'higher');
+    const t = targetsTable(r, info);
+    const py = row(t, '(b) download-all 1k, python3 poplib');
+    expect(py[3]).to.equal('**no**');
+    expect(py[4]).to.match(/^the client: poplib itself spent 0\.410* ms of CPU per RETR of the 0\.750* ms/).and.match(/QUICKACK client was 0\.20* ms/).and.match(/popa3d took 43\.90* ms/);
+    const e = row(t, '(e) RETR of the 1g message: server MB/s');
+    expect(e[3]).to.equal('**no**');
+    expect(e[4]).to.match(/^none known: popspool fell short/).and.match(/popa3d 357(\.0+)? MB\/s/);
+    r.add('server', 'b.py.msretr/1k', 0.3, 'ms', 'lower');
+    r.add('server', 'b.py.msretr/1k', 0.3, 'ms', 'lower'); // median 0.3: met, no bound shown
+    expect(row(targetsTable(r, info), '(b) download-all 1k, python3 poplib')[4]).to.equal('');
+  });
+
   it('leaves the column empty for a met target and one not measured', () => {
     const r = results();
     r.add('server', 'b.clientms/1k', 0.01, 'ms', 'lower'); // median now below what 2× needs

@@ -92,7 +92,15 @@ export function targetsTable(results: Results, info: TargetsInfo): string[] {
       ? `the client: 2× popa3d's MB/s needs a whole RETR round trip of ${fmt(needMs)} ms, and the client alone spends ${fmt(clientMs)} ms of CPU per RETR (receiving, un-stuffing, SHA-256); ${roundTrips}`
       : `the server's time per round trip: 2× popa3d's MB/s needs ${fmt(needMs)} ms per RETR, the client spends ${fmt(clientMs)} ms of it, the server's RETR round trip is ${fmt(med('server', `b.msretr/${b}`))} ms; ${roundTrips}`));
   const bp = last('b.py.msretr') ?? S;
-  rows.push(valueRow(`(b) download-all ${bp}, python3 poplib without TCP_QUICKACK: server ms per RETR`, '≤ 0.5 ms', med('server', `b.py.msretr/${bp}`), 'ms', (v) => v <= 0.5));
+  const pyMs = med('server', `b.py.msretr/${bp}`);
+  const pyClient = med('server', `b.py.clientms/${bp}`);
+  const poplibRow = valueRow(`(b) download-all ${bp}, python3 poplib without TCP_QUICKACK: server ms per RETR`, '≤ 0.5 ms', pyMs, 'ms', (v) => v <= 0.5);
+  // The target is about the delayed-ACK stall (40 ms and more a RETR); a miss without one is the client's pace.
+  if (Number.isFinite(pyClient)) {
+    bounded(poplibRow, `the client: poplib itself spent ${fmt(pyClient)} ms of CPU per RETR of the ${fmt(pyMs)} ms (a read per line, joining the lines, SHA-256), and the server's RETR round trip with the QUICKACK client was ${fmt(med('server', `b.msretr/${b}`))} ms; `
+      + `no delayed-ACK stall (what the target guards against: ${Number.isFinite(med('popa3d', `b.py.msretr/${bp}`)) ? `popa3d took ${fmt(med('popa3d', `b.py.msretr/${bp}`))} ms per RETR with poplib` : '40 ms and more per RETR'})`);
+  }
+  rows.push(poplibRow);
   const c = last('c.total') ?? S;
   const cp = last('c.pipe.total') ?? c;
   // Copy mode's own work in (c) is its copy of the spool at login: with every message deleted,
@@ -120,7 +128,11 @@ export function targetsTable(results: Results, info: TargetsInfo): string[] {
 
   // (e) the huge message.
   const e = last('e.mbps') ?? '1g';
-  rows.push(valueRow(`(e) RETR of the ${e} message: server MB/s`, '≥ 500 MB/s', med('server', `e.mbps/${e}`), 'MB/s', (v) => v >= 500));
+  const eRow = valueRow(`(e) RETR of the ${e} message: server MB/s`, '≥ 500 MB/s', med('server', `e.mbps/${e}`), 'MB/s', (v) => v >= 500);
+  // No bound is known for a miss here; the peers' rates in the same run say how fast the machine ran.
+  const ePeers = peers.filter((p) => Number.isFinite(med(p, `e.mbps/${e}`))).map((p) => `${p} ${fmt(med(p, `e.mbps/${e}`))} MB/s`);
+  if (ePeers.length) bounded(eRow, `none known: popspool fell short here in this run; the peers in the same run: ${ePeers.join(', ')}`);
+  rows.push(eRow);
   const rss = results.get('server', `e.mbps/${e}`)?.rss ?? [];
   rows.push(valueRow(`(e) RETR of the ${e} message: server peak RSS (VmHWM, max over runs; MB = 10⁶ bytes)`, '< 150 MB', rss.length ? Math.max(...rss) / MB : NaN, 'MB', (v) => v < 150));
 

@@ -164,6 +164,8 @@ export async function workloadB(ctx: Ctx, target: Target, mb: Mailbox): Promise<
     pyVerified(ctx, target, `${what} (poplib)`, py, n);
     ctx.results.add(target.name, `b.py.msretr/${mb.label}`, (py.retr * 1000) / n, 'ms', 'lower');
     ctx.results.add(target.name, `b.py.mbps/${mb.label}`, bytes / MB / py.total, 'MB/s', 'higher');
+    // poplib's own CPU per RETR (its line-by-line reads, the join, SHA-256): what no server takes off.
+    ctx.results.add(target.name, `b.py.clientms/${mb.label}`, (py.cpu * 1000) / n, 'ms', 'lower');
   } catch (err) {
     ctx.results.fail(target, `${what} (poplib)`, (err as Error).message);
   }
