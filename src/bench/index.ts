@@ -134,10 +134,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   const ctx: Ctx = { opts, env, results, progress, spools: new Spools(env), python, pipelined: new Map() };
   // Workload by workload, with every server started afresh for it (none inherits another's
   // memory, caches or writeback), and the servers interleaved repetition by repetition: the
-  // first in the order given, the second in reverse, and so on (copy mode after them: schedule). A shared machine's speed
-  // changes by 2× within minutes; run one server's repetitions all at once and one side of a
-  // ratio can fall in a slow spell that the other misses. Interleaved, each side's median
-  // draws from the same minutes. Servers idle while another is measured; a pause before each
+  // first in the order given, the second in reverse, and so on (copy mode after them, as
+  // schedule() says why). A shared machine's speed changes by 2× within minutes; run one
+  // server's repetitions all at once and one side of a ratio can fall in a slow spell that the
+  // other misses. Interleaved, each side's median draws from the same minutes. Servers idle while another is measured; a pause before each
   // repetition lets the last one's deferred work (popspool's cache write) finish first.
   const broken = new Set<Target>();
   try {

@@ -27,7 +27,8 @@ const PAGE = 4096;
  * when the destination lies a few bytes past the source modulo 4096 (1, 8 and 16 measured;
  * 32 and more at full speed: the 865 MB spool read in 80 ms against 470 ms, docs/performance.md).
  * With every read at the same offset within a page as the file, that distance is the buffer's
- * own (IO_AT's 320 in the kernel memory), never a split point's or a tail's accident. `size` must be a multiple of 4096, or the whole range.
+ * own (IO_AT's 320 in the kernel memory), never a split point's or a tail's accident. `size`
+ * must be a multiple of 4096, or the whole range (then one read from 0).
  */
 export function readSlot(pos: number, end: number, size: number): [at: number, len: number] {
   const at = size % PAGE === 0 ? pos % PAGE : 0;
